@@ -1,0 +1,254 @@
+"""Typed run configuration: one pydantic object per component, filled from YAML or CLI flags.
+
+Every field is validated where the config enters (``load_run_config``): an unknown key, a wrong
+type or an impossible value raises ``ConfigError`` naming the file and the dotted field, before
+Ray or DeepSpeed start. The CLI maps ``--section.field=value`` flags onto the same objects.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ImageReduction = Literal["none", "resize", "random", "grid", "block"]
+TextReduction = Literal["truncate", "random", "block", "syntax"]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the file (if any) and the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Strict):
+    train_shards: str | list[str] = Field(
+        description="Training shards: a folder of .tar/.parquet shards, a glob, or a list of either.")
+    shuffle_buffer: int = Field(2048, ge=0, description="Rows in each worker's local shuffle buffer (0: no shuffle).")
+    read_parallelism: int = Field(4, ge=1, description="Concurrent shard-reading tasks in the Ray Data stream.")
+
+
+class ModelConfig(Strict):
+    name: str = Field("tiny", description="Registry name: tiny-s, tiny, tiny-l, ViT-S-16, ..., ViT-bigG-14.")
+    context_length: int | None = Field(None, ge=2, description="Text context length; default: the registry's.")
+    text_pool: Literal["eot", "mean"] = Field("eot", description="Text pooling: the EOT token, or mean over non-pad tokens.")
+    causal_text: bool = Field(True, description="Causal (CLIP) or bidirectional text attention.")
+
+
+class TokenizerConfig(Strict):
+    path: str | None = Field(None, description="SentencePiece model to reuse; if unset, trained on the training captions and stored with the run.")
+    vocab_size: int = Field(4096, ge=64, description="Vocabulary size when training a tokenizer.")
+    train_samples: int = Field(50_000, ge=100, description="Captions read to train the tokenizer.")
+
+
+class StageConfig(Strict):
+    """One training stage (CLIPA schedules have several: short tokens first, then full length)."""
+
+    samples: int | None = Field(None, gt=0, description="Samples seen in this stage; the last stage may leave it unset to take the rest.")
+    image_size: int = Field(64, gt=0, description="Input resolution (pixels per side).")
+    image_reduction: ImageReduction = Field("none", description="How image tokens are reduced: resize is expressed by image_size; random/grid/block mask patches.")
+    image_keep: float = Field(1.0, gt=0.0, le=1.0, description="Share of patch tokens kept by a mask reduction.")
+    text_tokens: int | None = Field(None, ge=2, description="Text tokens fed to the text tower; default: the context length.")
+    text_reduction: TextReduction = Field("truncate", description="How text is cut to text_tokens.")
+
+    @model_validator(mode="after")
+    def _mask_needs_keep(self):
+        if self.image_reduction in ("random", "grid", "block") and self.image_keep >= 1.0:
+            raise ValueError(f"image_reduction={self.image_reduction!r} needs image_keep < 1")
+        if self.image_reduction == "grid" and abs(self.image_keep - 0.25) > 1e-9:
+            raise ValueError("image_reduction='grid' keeps one patch per 2x2 block: image_keep must be 0.25")
+        return self
+
+
+class TrainConfig(Strict):
+    samples_seen: int = Field(20_000, gt=0, description="Training length in samples seen (all stages).")
+    global_batch_size: int = Field(128, gt=0, description="Samples per optimizer step over all workers.")
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = Field(1e-6, gt=0)
+    warmup_samples: int = Field(2_000, ge=0, description="Linear warmup length; cosine decay to 0 after it.")
+    grad_clip: float = Field(1.0, ge=0, description="Gradient norm clip (0: off).")
+    loss: Literal["softmax", "sigmoid"] = "softmax"
+    zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage 0-3.")
+    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU.")
+    num_workers: int = Field(2, ge=1, description="Ray Train workers (one process each).")
+    use_gpu: bool | Literal["auto"] = "auto"
+    cpus_per_worker: float = Field(0.5, gt=0, description="Logical CPUs per worker; leave some for Ray Data's read tasks.")
+    checkpoint_every_samples: int = Field(5_000, gt=0)
+    keep_checkpoints: int = Field(2, ge=1)
+    max_failures: int = Field(2, ge=0, description="Worker-group restarts from the last checkpoint after a failure.")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _batch(self):
+        if self.global_batch_size % self.num_workers:
+            raise ValueError(f"global_batch_size={self.global_batch_size} is not a multiple of num_workers={self.num_workers}")
+        if self.samples_seen < self.global_batch_size:
+            raise ValueError("samples_seen is smaller than one global batch")
+        return self
+
+
+class EvalConfig(Strict):
+    eval_dir: str | None = Field(None, description="Held-out sets (emoji-world layout); None: no evaluation.")
+    every_samples: int = Field(10_000, gt=0, description="Evaluate every this many samples, and at the end.")
+    batch_size: int = Field(256, gt=0)
+
+
+class LoggingConfig(Strict):
+    wandb_mode: Literal["auto", "online", "offline", "disabled"] = Field(
+        "auto", description="auto: online with WANDB_API_KEY set, offline otherwise.")
+    project: str = "clipscale"
+    entity: str | None = None
+    group: str | None = Field(None, description="W&B group (a sweep sets it).")
+    log_every_steps: int = Field(10, gt=0)
+
+
+class RunConfig(Strict):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="Run name; the run folder is output_dir/name.")
+    output_dir: str = Field("runs", description="Storage path: checkpoints, tokenizer, W&B files, results table.")
+    results_dir: str | None = Field(None, description="Results table folder; default output_dir/results.")
+    sweep: str = Field("", description="Sweep name (set by `clipscale sweep`).")
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    stages: list[StageConfig] = Field(default_factory=lambda: [StageConfig()], min_length=1)
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _check_against_model(self):
+        from clipscale.models.registry import get_spec
+
+        spec = get_spec(self.model.name)  # raises with the known names
+        ctx = self.model.context_length or spec.context_length
+        for i, st in enumerate(self.stages):
+            if st.image_size % spec.patch_size:
+                raise ValueError(f"stages[{i}].image_size={st.image_size} is not a multiple of "
+                                 f"{self.model.name}'s patch size {spec.patch_size}")
+            if st.text_tokens is not None and st.text_tokens > ctx:
+                raise ValueError(f"stages[{i}].text_tokens={st.text_tokens} exceeds the context length {ctx}")
+        fixed = [s.samples for s in self.stages[:-1]]
+        if any(s is None for s in fixed):
+            raise ValueError("every stage but the last needs `samples`")
+        if sum(fixed) + (self.stages[-1].samples or 0) > self.train.samples_seen or (
+                self.stages[-1].samples and sum(fixed) + self.stages[-1].samples != self.train.samples_seen):
+            raise ValueError(f"stage samples {[s.samples for s in self.stages]} do not add up to "
+                             f"train.samples_seen={self.train.samples_seen}")
+        return self
+
+    # ---- derived values (kept out of the stored fields so they cannot disagree) ----
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir).resolve() / self.name
+
+    @property
+    def table_dir(self) -> Path:
+        return Path(self.results_dir).resolve() if self.results_dir else Path(self.output_dir).resolve() / "results"
+
+    def stage_samples(self) -> list[int]:
+        """Samples seen in each stage (the last stage takes the remainder)."""
+        fixed = [s.samples for s in self.stages[:-1]]
+        return fixed + [self.train.samples_seen - sum(fixed)]
+
+
+# ---------------------------------------------------------------------------- loading
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["train.lr=3e-4", "stages.0.image_size=32"]`` -> nested dict; values parsed as YAML
+    scalars/lists so types match what a YAML file would give."""
+    out: dict = {}
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"override {pair!r}: expected FIELD=VALUE, e.g. train.lr=3e-4")
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {pair!r}: {p} is set twice")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        merged = dict(base)
+        for k, v in over.items():
+            merged[k] = _merge(base.get(k), v) if k in base else v
+        return merged
+    if isinstance(base, list) and isinstance(over, dict) and all(k.isdigit() for k in over):
+        merged = list(base)
+        for k, v in over.items():
+            i = int(k)
+            if i >= len(merged):
+                raise ConfigError(f"override index {i} is past the {len(merged)} items of a list")
+            merged[i] = _merge(merged[i], v)
+        return merged
+    return over
+
+
+def read_yaml(path: str | os.PathLike) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({e})") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping")
+    return data
+
+
+def build_run_config(data: dict, source: str = "<dict>", overrides: list[str] | None = None) -> RunConfig:
+    if overrides:
+        data = _merge(data, parse_overrides(overrides))
+        source += " (with overrides " + " ".join(overrides) + ")"
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, source)) from None
+
+
+def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run YAML, apply ``FIELD=VALUE`` overrides, validate. Relative paths in the file are
+    taken relative to the file's folder, so a config works from any cwd (Ray workers' cwd moves)."""
+    path = Path(path)
+    data = read_yaml(path)
+    cfg = build_run_config(data, str(path), overrides)
+    return resolve_paths(cfg, path.parent)
+
+
+def resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
+    def absolute(p):
+        if p is None:
+            return None
+        if isinstance(p, list):
+            return [absolute(x) for x in p]
+        return p if os.path.isabs(p) else str((base / p).resolve())
+
+    cfg = cfg.model_copy(deep=True)
+    cfg.data.train_shards = absolute(cfg.data.train_shards)
+    cfg.tokenizer.path = absolute(cfg.tokenizer.path)
+    cfg.eval.eval_dir = absolute(cfg.eval.eval_dir)
+    cfg.output_dir = absolute(cfg.output_dir)
+    cfg.results_dir = absolute(cfg.results_dir)
+    return cfg

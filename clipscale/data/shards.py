@@ -1,0 +1,194 @@
+"""WebDataset tar and parquet shards: read, write atomically, list.
+
+A WebDataset sample is the group of tar members sharing a key: ``KEY.jpg|png|webp`` (image),
+``KEY.txt`` (caption), ``KEY.json`` (metadata, ``language`` once known). This is what img2dataset
+writes. We read tars ourselves rather than through ``ray.data.read_webdataset`` because that
+reader splits samples whose members are not contiguous and is slow per sample (ray#44068,
+ray#65350); members are grouped by key over the whole tar here.
+
+Nothing here decodes images: decoding belongs to the pipeline that needs pixels.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+SHARD_SUFFIXES = (".tar", ".parquet")
+
+
+class ShardError(RuntimeError):
+    """A shard that cannot be read at all (missing, truncated, not a tar/parquet)."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass
+class Sample:
+    """One image-caption pair as stored. ``text`` is None when the caption is missing or is
+    not valid UTF-8; ``problems`` says why, so callers can count instead of crash."""
+
+    key: str
+    image: bytes | None = None
+    image_ext: str | None = None
+    text: str | None = None
+    meta: dict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _split_member(name: str) -> tuple[str, str]:
+    """``dir/abc.001.jpg`` -> (``dir/abc.001``, ``jpg``): WebDataset keys may contain dots, the
+    extension is what follows the last one (``.json``, ``.txt``, ``.jpg``)."""
+    base, dot, ext = name.rpartition(".")
+    return (base, ext.lower()) if dot else (name, "")
+
+
+def iter_tar(path: str | os.PathLike) -> Iterator[Sample]:
+    path = Path(path)
+    if not path.exists():
+        raise ShardError(path, "shard does not exist")
+    groups: dict[str, dict[str, bytes]] = {}
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, ext = _split_member(member.name)
+                f = tar.extractfile(member)
+                groups.setdefault(key, {})[ext] = f.read() if f else b""
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise ShardError(path, f"not a readable tar ({e})") from e
+    for key, parts in groups.items():
+        yield _sample_from_parts(key, parts)
+
+
+def _sample_from_parts(key: str, parts: dict[str, bytes]) -> Sample:
+    s = Sample(key=key)
+    for ext in IMAGE_EXTS:
+        if ext in parts:
+            s.image, s.image_ext = parts[ext], ext
+            break
+    if s.image is None:
+        s.problems.append("no_image")
+    raw = parts.get("txt")
+    if raw is None:
+        s.problems.append("no_caption")
+    else:
+        try:
+            s.text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            s.problems.append("undecodable_caption")
+    if "json" in parts:
+        try:
+            meta = json.loads(parts["json"].decode("utf-8"))
+            s.meta = meta if isinstance(meta, dict) else {"value": meta}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            s.problems.append("bad_json")
+    return s
+
+
+def iter_parquet(path: str | os.PathLike) -> Iterator[Sample]:
+    """Parquet shards: columns ``key``, ``image`` (bytes), ``caption`` or ``txt`` or ``text``,
+    optional ``json`` (str) and ``language``."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise ShardError(path, "shard does not exist")
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several unrelated types for a bad file
+        raise ShardError(path, f"not a readable parquet file ({e})") from e
+    cols = set(table.column_names)
+    text_col = next((c for c in ("caption", "txt", "text") if c in cols), None)
+    for i, row in enumerate(table.to_pylist()):
+        parts: dict[str, bytes] = {}
+        if row.get("image") is not None:
+            parts["jpg"] = row["image"]
+        if text_col and row.get(text_col) is not None:
+            t = row[text_col]
+            parts["txt"] = t if isinstance(t, bytes) else str(t).encode("utf-8")
+        if row.get("json") is not None:
+            j = row["json"]
+            parts["json"] = j if isinstance(j, bytes) else str(j).encode("utf-8")
+        s = _sample_from_parts(str(row.get("key", f"{path.stem}-{i:08d}")), parts)
+        if "language" in cols and row.get("language") and "language" not in s.meta:
+            s.meta["language"] = row["language"]
+        yield s
+
+
+def iter_shard(path: str | os.PathLike) -> Iterator[Sample]:
+    p = str(path)
+    return iter_parquet(p) if p.endswith(".parquet") else iter_tar(p)
+
+
+def sample_members(s: Sample) -> dict[str, bytes]:
+    parts: dict[str, bytes] = {}
+    if s.image is not None:
+        parts[s.image_ext or "jpg"] = s.image
+    if s.text is not None:
+        parts["txt"] = s.text.encode("utf-8")
+    parts["json"] = json.dumps(s.meta, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return parts
+
+
+def write_tar(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
+    """Write samples to ``path`` atomically (temp file in the same folder, then rename), so a
+    crash never leaves a half shard that a re-run would take as finished. Returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    n = 0
+    try:
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
+            for s in samples:
+                for ext, data in sample_members(s).items():
+                    info = tarfile.TarInfo(f"{s.key}.{ext}")
+                    info.size = len(data)
+                    info.mtime = 0  # byte-identical shards for identical input
+                    tar.addfile(info, io.BytesIO(data))
+                n += 1
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return n
+
+
+def list_shards(source: str | os.PathLike | list) -> list[str]:
+    """Shard paths from a folder, a glob, a single file or a list of any of those; sorted,
+    absolute (Ray workers run in another cwd). Raises ShardError naming what was empty or missing."""
+    import glob
+
+    items = source if isinstance(source, (list, tuple)) else [source]
+    out: list[str] = []
+    for item in items:
+        item = str(item)
+        if any(ch in item for ch in "*?["):
+            found = sorted(glob.glob(item))
+            if not found:
+                raise ShardError(item, "glob matches no shard")
+            out.extend(found)
+        elif os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).iterdir()
+                           if p.suffix in SHARD_SUFFIXES and not p.name.startswith("."))
+            if not found:
+                raise ShardError(item, "folder holds no .tar or .parquet shard")
+            out.extend(found)
+        elif os.path.isfile(item):
+            out.append(item)
+        else:
+            raise ShardError(item, "shard does not exist")
+    if not out:
+        raise ShardError(str(source), "empty shard list")
+    return [os.path.abspath(p) for p in out]

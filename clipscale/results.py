@@ -1,0 +1,100 @@
+"""The results table: one row per evaluation of a run.
+
+Stored as a folder of parquet part files (``part-<run_id>-<samples_seen>.parquet``), each written
+atomically. Appending is then a new file, never a rewrite, so trials on many nodes can append
+at once to shared storage, and a killed writer loses at most its own row. ``read_results``
+concatenates the parts into one frame.
+
+Metric columns are wide, one per metric and language: ``zeroshot_top1_<lang>``,
+``zeroshot_top1_mean`` (mean over languages), ``zeroshot_top1_non_en`` (mean over non-English),
+``i2t_r1_<lang>``, ``i2t_r5_<lang>``, ``t2i_r1_<lang>``, ``t2i_r5_<lang>``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+# Columns every row has, in this order; metric columns follow, sorted.
+ID_COLUMNS = [
+    "run_id",            # unique per run (a trial of a sweep, or one `clipscale train`)
+    "sweep",             # sweep name, "" for a single run
+    "model",             # registry name, e.g. "ViT-B-16" or "tiny"
+    "image_size",        # pixels per side at the final stage
+    "patch_size",
+    "image_tokens",      # patch tokens seen by the image tower (after reduction) at the final stage
+    "text_tokens",       # text tokens seen by the text tower (after reduction) at the final stage
+    "image_reduction",   # "none" | "resize" | "random" | "grid" | "block" (final stage)
+    "text_reduction",    # "truncate" | "random" | "block" | "syntax"
+    "languages",         # comma-separated language codes of the training mix
+    "english_share",     # share of English captions in the training data (0..1)
+    "seed",
+    "samples_seen",      # samples seen when this row was evaluated
+    "params",            # total parameters
+    "train_flops_per_sample",  # analytic training FLOPs per sample (final stage)
+    "compute",           # total training FLOPs so far, summed over stages
+    "wall_time_s",
+    "status",            # "running" (intermediate eval) | "finished" | "failed"
+    "timestamp",         # UTC ISO time of the evaluation
+]
+
+
+def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def append_rows(table_dir: str | os.PathLike, rows: Iterable[dict]) -> Path:
+    rows = list(rows)
+    if not rows:
+        raise ValueError("append_rows: no rows")
+    missing = [c for c in ID_COLUMNS if c not in rows[0]]
+    if missing:
+        raise ValueError(f"results row lacks columns {missing}")
+    df = pd.DataFrame(rows)
+    df = df[ID_COLUMNS + sorted(c for c in df.columns if c not in ID_COLUMNS)]
+    first = rows[0]
+    name = f"part-{first['run_id']}-{int(first['samples_seen']):012d}-{first['status']}.parquet"
+    path = Path(table_dir) / name
+    _atomic_parquet(df, path)
+    return path
+
+
+def read_results(table_dir: str | os.PathLike) -> pd.DataFrame:
+    """All rows of a results table folder (or a single parquet file), sorted for stable output."""
+    p = Path(table_dir)
+    files = [p] if p.is_file() else sorted(p.glob("part-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{p}: no results (expected part-*.parquet files)")
+    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    cols = [c for c in ID_COLUMNS if c in df.columns]
+    df = df[cols + sorted(c for c in df.columns if c not in ID_COLUMNS)]
+    return df.sort_values(["run_id", "samples_seen", "status"], kind="stable").reset_index(drop=True)
+
+
+# W&B and Ray Tune carry the same rows: each evaluation logs (and reports) the row's columns
+# under this prefix, so analysis rebuilds an identical frame from a W&B project, W&B offline
+# run folders, a Tune experiment folder or the parquet table.
+ROW_PREFIX = "results/"
+
+
+def row_payload(row: dict) -> dict:
+    """A results row as a flat dict for ``wandb.log`` / ``ray.train.report``."""
+    return {ROW_PREFIX + k: v for k, v in row.items()}
+
+
+def row_from_payload(record: dict) -> dict | None:
+    """Inverse of ``row_payload``: the row inside a logged/reported dict, or None if it has none."""
+    row = {k[len(ROW_PREFIX):]: v for k, v in record.items() if k.startswith(ROW_PREFIX)}
+    return row or None
