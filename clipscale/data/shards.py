@@ -98,7 +98,7 @@ def _sample_from_parts(key: str, parts: dict[str, bytes]) -> Sample:
 
 def iter_parquet(path: str | os.PathLike) -> Iterator[Sample]:
     """Parquet shards: columns ``key``, ``image`` (bytes), ``caption`` or ``txt`` or ``text``,
-    optional ``json`` (str) and ``language``."""
+    optional ``image_ext``, ``json`` (str) and ``language``."""
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -113,7 +113,8 @@ def iter_parquet(path: str | os.PathLike) -> Iterator[Sample]:
     for i, row in enumerate(table.to_pylist()):
         parts: dict[str, bytes] = {}
         if row.get("image") is not None:
-            parts["jpg"] = row["image"]
+            ext = str(row.get("image_ext") or "jpg").lower()
+            parts[ext if ext in IMAGE_EXTS else "jpg"] = row["image"]
         if text_col and row.get(text_col) is not None:
             t = row[text_col]
             parts["txt"] = t if isinstance(t, bytes) else str(t).encode("utf-8")
@@ -163,6 +164,43 @@ def write_tar(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
             os.unlink(tmp)
         raise
     return n
+
+
+def write_parquet(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
+    """Write samples as a parquet shard that ``iter_parquet`` reads back (``key``, ``image``,
+    ``image_ext``, ``caption``, ``json``, ``language``), atomically like ``write_tar``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = {"key": [], "image": [], "image_ext": [], "caption": [], "json": [], "language": []}
+    for s in samples:
+        rows["key"].append(s.key)
+        rows["image"].append(s.image)
+        rows["image_ext"].append(s.image_ext)
+        rows["caption"].append(s.text)
+        rows["json"].append(json.dumps(s.meta, ensure_ascii=False, sort_keys=True))
+        lang = s.meta.get("language")
+        rows["language"].append(lang if isinstance(lang, str) else None)
+    schema = pa.schema([("key", pa.string()), ("image", pa.binary()), ("image_ext", pa.string()),
+                        ("caption", pa.string()), ("json", pa.string()), ("language", pa.string())])
+    table = pa.table(rows, schema=schema)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return table.num_rows
+
+
+def write_shard(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
+    """``write_parquet`` for a ``.parquet`` path, ``write_tar`` otherwise."""
+    return write_parquet(path, samples) if str(path).endswith(".parquet") else write_tar(path, samples)
 
 
 def list_shards(source: str | os.PathLike | list) -> list[str]:
