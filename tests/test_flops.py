@@ -16,9 +16,10 @@ REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 BATCH = 1
 
 
-def _measure(model, image_size, text_tokens, keep=None, train=False):
-    """FlopCounterMode total over a batch. The math SDPA backend is forced because FlopCounterMode has no
-    formula for the fused CPU attention kernel (it would count attention as 0); math runs it as bmm."""
+def _measure(model, image_size, text_tokens, keep=None):
+    """FlopCounterMode totals of one forward and of its backward over a batch. The math SDPA backend is
+    forced because FlopCounterMode has no formula for the fused CPU attention kernel (it would count
+    attention as 0); math runs it as bmm."""
     g = torch.Generator().manual_seed(0)
     images = torch.randn(BATCH, 3, image_size, image_size, generator=g)
     tokens = torch.randint(1, 100, (BATCH, text_tokens), generator=g)
@@ -26,13 +27,14 @@ def _measure(model, image_size, text_tokens, keep=None, train=False):
     if keep is not None:
         patches = image_tokens_at(model.spec, image_size)
         patch_keep = torch.stack([torch.randperm(patches, generator=g)[:keep] for _ in range(BATCH)])
-    counter = FlopCounterMode(display=False)
-    with sdpa_kernel(SDPBackend.MATH), counter:
-        out = model(images, tokens, patch_keep=patch_keep)
-        if train:
+    forward, backward = FlopCounterMode(display=False), FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH):
+        with forward:
+            out = model(images, tokens, patch_keep=patch_keep)
+        with backward:
             (out["image_features"].sum() + out["text_features"].sum()).backward()
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
+    return forward.get_total_flops(), backward.get_total_flops()
 
 
 def _check(model, image_size, text_tokens, keep=None):
@@ -41,16 +43,16 @@ def _check(model, image_size, text_tokens, keep=None):
     image_tokens = patches if keep is None else keep
     analytic_forward = BATCH * forward_flops(spec, image_tokens, text_tokens, embedded_patches=patches)["total"]
     analytic_train = BATCH * train_flops_per_sample(spec, image_tokens, text_tokens, embedded_patches=patches)
-    measured_forward = _measure(model, image_size, text_tokens, keep)
-    measured_train = _measure(model, image_size, text_tokens, keep, train=True)
-    assert measured_forward > 0 and measured_train > measured_forward
+    measured_forward, measured_backward = _measure(model, image_size, text_tokens, keep)
+    measured_train = measured_forward + measured_backward
+    assert measured_forward > 0 and measured_backward > 0
     assert analytic_forward == pytest.approx(measured_forward, rel=0.05)
     assert analytic_train == pytest.approx(measured_train, rel=0.05)
     # every matmul is counted, so the forward count is exact; training is 3x forward minus the patch
     # embedding's input gradient, which autograd skips
     assert analytic_forward == measured_forward
-    assert 0 < analytic_train - measured_train <= BATCH * 2 * patches * 3 * spec.image.patch_size ** 2 \
-        * spec.image.width
+    patch_embed = BATCH * 2 * patches * 3 * spec.image.patch_size ** 2 * spec.image.width
+    assert analytic_train - measured_train == patch_embed
 
 
 @pytest.mark.parametrize("image_size,text_tokens,keep", [(64, 16, None), (96, 32, 20)])

@@ -80,6 +80,8 @@ CASES = [
     ("softmax", dict(local_loss=False, gather_with_grad=True)),
     ("softmax", dict(local_loss=True, gather_with_grad=False)),
     ("sigmoid", dict()),
+    ("softmax", dict(gather=False)),
+    ("sigmoid", dict(gather=False)),
 ]
 
 
@@ -121,6 +123,15 @@ def test_gathered_loss_on_two_gloo_processes(gathered, case):
     scale_grads = torch.stack([p[3] for p in per_rank])
     bias_grads = torch.stack([p[4] for p in per_rank])
 
+    if kwargs.get("gather") is False:
+        # no gather: each rank's loss and gradients are those of its own shard alone
+        for rank in range(WORLD):
+            rows = slice(rank * LOCAL, (rank + 1) * LOCAL)
+            alone = _full_batch(loss_name, image[rows], text[rows], 7.0, -3.0)
+            for got, want in zip(per_rank[rank], alone):
+                assert torch.allclose(got, want, atol=1e-12)
+        assert not torch.allclose(losses.mean(), full_loss, atol=1e-6)
+        return
     # the loss averaged over ranks is the full-batch loss in every mode
     assert torch.allclose(losses.mean(), full_loss, atol=1e-12)
     mode = (loss_name, kwargs.get("local_loss"), kwargs.get("gather_with_grad"))
