@@ -71,11 +71,13 @@ class _CountActor:
         marker = self.layout.counted / f"{name}.json"
         if marker.exists():
             return dict(json.loads(marker.read_text(encoding="utf-8")), resumed=True)
+        started = time.perf_counter()
         try:
             result = count_shard(shard, self.matcher, self.layout.index / f"{name}.parquet")
         except ShardError as e:
             # A corrupt shard is reported and skipped; no marker, so a re-run tries it again.
             return {"shard": shard, "error": e.reason}
+        result["seconds"] = time.perf_counter() - started
         write_json_atomic(marker, result)
         return result
 
@@ -100,6 +102,7 @@ class _SampleActor:
             done = json.loads(marker.read_text(encoding="utf-8"))
             if done.get("probs_digest") == self.probs_digest:
                 return dict(done, resumed=True)
+        started = time.perf_counter()
         try:
             result = sample_shard(shard, self.layout.index / f"{name}.parquet", self.p_e,
                                   self.layout.shards / name,
@@ -108,6 +111,7 @@ class _SampleActor:
         except ShardError as e:  # unreadable since the counting pass
             return {"shard": shard, "error": e.reason}
         result["probs_digest"] = self.probs_digest
+        result["seconds"] = time.perf_counter() - started
         write_json_atomic(marker, result)
         return result
 
@@ -124,7 +128,9 @@ def init_ray(num_cpus: int | None = None) -> None:
 
 
 def _run_pass(actor_cls, shards: list[str], kwargs: dict, cfg: CurationConfig, desc: str,
-              progress: bool) -> list[dict]:
+              progress: bool, totals: dict[str, np.ndarray], field: str) -> list[dict]:
+    """Run one pass; each shard's partial counts (``field``) are added into ``totals`` as they
+    arrive and dropped, so the driver holds one array per language, not one per shard."""
     import ray.data
     from tqdm import tqdm
 
@@ -139,7 +145,9 @@ def _run_pass(actor_cls, shards: list[str], kwargs: dict, cfg: CurationConfig, d
     results = []
     with tqdm(total=len(shards), desc=desc, unit="shard", disable=not progress) as bar:
         for row in ds.iter_rows():
-            results.append(json.loads(row["result"]))
+            result = json.loads(row["result"])
+            add_counts(totals, result.pop(field, {}))
+            results.append(result)
             bar.update(1)
     return sorted(results, key=lambda r: r["shard"])
 
@@ -157,14 +165,11 @@ def _check_state(layout: _Layout, fingerprint: str, overwrite: bool) -> None:
     write_json_atomic(layout.state, {"fingerprint": fingerprint})
 
 
-def sum_counts(results: list[dict], sizes: dict[str, int], field: str = "counts") -> dict[str, np.ndarray]:
-    """Exact sum of the shards' partial counts, one int64 array per language."""
-    totals = {lang: np.zeros(n, dtype=np.int64) for lang, n in sizes.items()}
-    for r in results:
-        for lang, partial in r.get(field, {}).items():
-            ids = np.fromiter((int(e) for e in partial), dtype=np.int64, count=len(partial))
-            np.add.at(totals[lang], ids, np.fromiter(partial.values(), dtype=np.int64, count=len(partial)))
-    return totals
+def add_counts(totals: dict[str, np.ndarray], partial: dict[str, dict[str, int]]) -> None:
+    """Add one shard's partial counts ``{lang: {entry_id: n}}`` into ``totals`` (int64, exact)."""
+    for lang, by_entry in partial.items():
+        ids = np.fromiter((int(e) for e in by_entry), dtype=np.int64, count=len(by_entry))
+        np.add.at(totals[lang], ids, np.fromiter(by_entry.values(), dtype=np.int64, count=len(by_entry)))
 
 
 def run_curation(cfg: CurationConfig, progress: bool = True) -> dict:
@@ -179,14 +184,16 @@ def run_curation(cfg: CurationConfig, progress: bool = True) -> dict:
     layout.root.mkdir(parents=True, exist_ok=True)
     _check_state(layout, cfg.fingerprint(metadata), cfg.overwrite)
     init_ray(cfg.num_cpus)
+    zeros = {lang: np.zeros(len(entries), dtype=np.int64) for lang, entries in metadata.items()}
 
+    counts = {lang: z.copy() for lang, z in zeros.items()}
     count_results = _run_pass(_CountActor, shards, dict(
         output=str(layout.root), metadata_dir=str(Path(cfg.metadata).absolute()),
         languages=list(metadata), add_numbers=cfg.add_numbers,
         trust_json_language=cfg.trust_json_language, lid_max_chars=cfg.lid_max_chars,
-        lid_languages=cfg.lid_languages, captions_field=cfg.captions_field), cfg, "count", progress)
-    counted = [r for r in count_results if "error" not in r]
-    counts = sum_counts(counted, {lang: len(entries) for lang, entries in metadata.items()})
+        lid_languages=cfg.lid_languages, captions_field=cfg.captions_field),
+        cfg, "count", progress, counts, "counts")
+    counted = [r["shard"] for r in count_results if "error" not in r]
     t_lang, english_tail_share, t_en = language_thresholds(
         counts, cfg.english, cfg.t_en, cfg.tail_share_target)
     p_e = {lang: entry_probabilities(counts[lang], t) for lang, t in t_lang.items()}
@@ -196,12 +203,11 @@ def run_curation(cfg: CurationConfig, progress: bool = True) -> dict:
     digest = hashlib.sha256(b"".join(lang.encode() + p_e[lang].tobytes() for lang in sorted(p_e)))
     digest.update(f"{cfg.mode}:{cfg.seed}".encode())
 
-    sample_results = _run_pass(_SampleActor, [r["shard"] for r in counted], dict(
+    kept_counts = {lang: z.copy() for lang, z in zeros.items()}
+    sample_results = _run_pass(_SampleActor, counted, dict(
         output=str(layout.root), probs_digest=digest.hexdigest()[:16], mode=cfg.mode,
-        seed=cfg.seed, captions_field=cfg.captions_field), cfg, "sample", progress)
-    sampled = [r for r in sample_results if "error" not in r]
-    kept_counts = sum_counts(sampled, {lang: len(entries) for lang, entries in metadata.items()},
-                             "kept_counts")
+        seed=cfg.seed, captions_field=cfg.captions_field),
+        cfg, "sample", progress, kept_counts, "kept_counts")
     report = build_report(cfg, shards, count_results, sample_results, counts, kept_counts, t_lang,
                           t_en, english_tail_share, wall_s=time.time() - started)
     write_report(report, counts, kept_counts, t_lang, layout.report, layout.plot)
