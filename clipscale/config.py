@@ -57,6 +57,9 @@ class StageConfig(Strict):
 
     @model_validator(mode="after")
     def _mask_needs_keep(self):
+        if self.text_reduction == "syntax":
+            raise ValueError("text_reduction='syntax' needs a part-of-speech tagger, which is not "
+                             "available yet; use truncate, random or block")
         if self.image_reduction in ("random", "grid", "block") and self.image_keep >= 1.0:
             raise ValueError(f"image_reduction={self.image_reduction!r} needs image_keep < 1")
         if self.image_reduction == "grid" and abs(self.image_keep - 0.25) > 1e-9:
@@ -125,12 +128,16 @@ class RunConfig(Strict):
     def _check_against_model(self):
         from clipscale.models.registry import get_spec
 
-        spec = get_spec(self.model.name)  # raises with the known names
-        ctx = self.model.context_length or spec.context_length
+        try:
+            spec = get_spec(self.model.name)
+        except KeyError as e:  # pydantic reports ValueErrors with the field path
+            raise ValueError(f"model.name: {e.args[0]}") from None
+        ctx = self.model.context_length or spec.text.context_length
+        patch = spec.image.patch_size
         for i, st in enumerate(self.stages):
-            if st.image_size % spec.patch_size:
+            if st.image_size % patch:
                 raise ValueError(f"stages[{i}].image_size={st.image_size} is not a multiple of "
-                                 f"{self.model.name}'s patch size {spec.patch_size}")
+                                 f"{self.model.name}'s patch size {patch}")
             if st.text_tokens is not None and st.text_tokens > ctx:
                 raise ValueError(f"stages[{i}].text_tokens={st.text_tokens} exceeds the context length {ctx}")
         fixed = [s.samples for s in self.stages[:-1]]

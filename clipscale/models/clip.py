@@ -33,9 +33,11 @@ class CLIP(nn.Module):
         self.text = TextTransformer(spec.text, spec.embed_dim)
         scale = INIT_LOGIT_SCALE[loss] if init_logit_scale is None else init_logit_scale
         bias = INIT_LOGIT_BIAS[loss] if init_logit_bias is None else init_logit_bias
-        # logit_scale is stored as a log; the loss uses exp(logit_scale)
-        self.logit_scale = nn.Parameter(torch.tensor(float(scale)))
-        self.logit_bias = nn.Parameter(torch.tensor(float(bias))) if bias is not None else None
+        # logit_scale is stored as a log; the loss uses exp(logit_scale). Shape [1], not a 0-dim
+        # scalar: DeepSpeed's initial parameter broadcast views every parameter as bytes, which
+        # a 0-dim tensor cannot do.
+        self.logit_scale = nn.Parameter(torch.full((1,), float(scale)))
+        self.logit_bias = nn.Parameter(torch.full((1,), float(bias))) if bias is not None else None
 
     def encode_image(self, images: torch.Tensor, patch_keep: torch.Tensor | None = None,
                      normalize: bool = True) -> torch.Tensor:

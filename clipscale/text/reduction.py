@@ -1,0 +1,55 @@
+"""CLIPA text token reduction: cut tokenized captions ``[B, L]`` (pad id 0) to ``K`` tokens.
+
+- ``truncate``: the first K tokens (CLIPA's default and best).
+- ``random``: K of the caption's tokens chosen at random, order kept.
+- ``block``: a random contiguous span of K tokens.
+A caption with at most K tokens is kept whole (and padded). ``syntax`` needs part-of-speech
+tags of the raw caption; it is not available yet and is refused by the run config.
+"""
+from __future__ import annotations
+
+import torch
+
+PAD = 0
+
+
+def _lengths(tokens: torch.Tensor) -> torch.Tensor:
+    return (tokens != PAD).sum(dim=1)
+
+
+def truncate(tokens: torch.Tensor, k: int) -> torch.Tensor:
+    return tokens[:, :k].clone()
+
+
+def random_keep(tokens: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    out = torch.full((tokens.shape[0], k), PAD, dtype=tokens.dtype)
+    for i, n in enumerate(_lengths(tokens).tolist()):
+        if n <= k:
+            out[i, :n] = tokens[i, :n]
+        else:
+            idx = torch.randperm(n, generator=generator)[:k].sort().values
+            out[i] = tokens[i, idx]
+    return out
+
+
+def block_keep(tokens: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    out = torch.full((tokens.shape[0], k), PAD, dtype=tokens.dtype)
+    for i, n in enumerate(_lengths(tokens).tolist()):
+        if n <= k:
+            out[i, :n] = tokens[i, :n]
+        else:
+            start = int(torch.randint(0, n - k + 1, (1,), generator=generator))
+            out[i] = tokens[i, start:start + k]
+    return out
+
+
+def reduce_text(tokens: torch.Tensor, k: int, method: str, generator: torch.Generator) -> torch.Tensor:
+    if k >= tokens.shape[1]:
+        return tokens
+    if method == "truncate":
+        return truncate(tokens, k)
+    if method == "random":
+        return random_keep(tokens, k, generator)
+    if method == "block":
+        return block_keep(tokens, k, generator)
+    raise ValueError(f"unknown text reduction {method!r}")

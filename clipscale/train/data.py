@@ -1,0 +1,110 @@
+"""The training data stream: shards -> Ray Data (read, decode, resize, tokenize) -> workers.
+
+One Ray Data task per shard reads the tar (our reader, see data/shards.py for why not
+``read_webdataset``), decodes and resizes images and tokenizes captions, and yields blocks of
+``block_rows`` rows, so memory stays bounded by a few blocks whatever the pool size. Images
+travel as uint8 (4x smaller than float); normalisation happens on the worker.
+
+Bad samples (corrupt image, missing or undecodable caption) are dropped here and counted in a
+named ``SkipCounter`` actor that rank 0 reads when it logs. They are dropped before the split
+so every worker receives the same number of rows per epoch (``equal=True``) and workers stay
+in lock-step for the gathered loss.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+from typing import Iterator
+
+import numpy as np
+import ray
+
+from clipscale.data.shards import ShardError, iter_shard
+
+SKIP_COUNTER_NAMESPACE = "clipscale"
+
+
+@ray.remote(num_cpus=0)
+class SkipCounter:
+    """Counts of skipped samples by reason, summed over every read task of a run."""
+
+    def __init__(self):
+        self.counts: collections.Counter = collections.Counter()
+
+    def add(self, counts: dict) -> None:
+        self.counts.update(counts)
+
+    def get(self) -> dict:
+        return dict(self.counts)
+
+
+def skip_counter(name: str):
+    """Get or create the run's counter (detached from the driver's lifetime only by name)."""
+    return SkipCounter.options(name=name, namespace=SKIP_COUNTER_NAMESPACE, get_if_exists=True,
+                               lifetime="detached").remote()
+
+
+@functools.lru_cache(maxsize=2)
+def _tokenizer(path: str):
+    # Loaded once per Ray worker process, not per shard.
+    from clipscale.text.tokenizer import load_tokenizer
+    return load_tokenizer(path)
+
+
+def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_length: int,
+                 block_rows: int, counter_name: str) -> Iterator[dict]:
+    """Ray Data UDF over a batch of one shard path: yields decoded, tokenized blocks."""
+    from clipscale.data.images import ImageDecodeError, decode_image
+
+    tok = _tokenizer(tokenizer_path)
+    skipped: collections.Counter = collections.Counter()
+    for path in batch["path"]:
+        keys, images, texts = [], [], []
+
+        def flush():
+            tokens = tok.encode_batch(texts, context_length).numpy().astype(np.int32)
+            out = {"key": np.array(keys), "image": np.stack(images), "tokens": tokens}
+            keys.clear(), images.clear(), texts.clear()
+            return out
+
+        try:
+            for s in iter_shard(path):
+                if s.problems and ("no_image" in s.problems or s.text is None):
+                    skipped.update(p for p in s.problems if p != "bad_json")
+                    continue
+                if not s.text.strip():
+                    skipped["empty_caption"] += 1
+                    continue
+                try:
+                    img = decode_image(s.image, image_size)
+                except ImageDecodeError:
+                    skipped["corrupt_image"] += 1
+                    continue
+                keys.append(s.key)
+                images.append(img)
+                texts.append(s.text)
+                if len(keys) == block_rows:
+                    yield flush()
+        except ShardError:
+            # Shards are checked before workers start; a shard that breaks mid-run is counted.
+            skipped["unreadable_shard"] += 1
+        if keys:
+            yield flush()
+    if skipped:
+        ray.get(ray.get_actor(counter_name, namespace=SKIP_COUNTER_NAMESPACE).add.remote(dict(skipped)))
+
+
+def train_dataset(shards: list[str], *, tokenizer_path: str, image_size: int, context_length: int,
+                  counter_name: str, read_parallelism: int, block_rows: int = 256):
+    """A lazy Ray Dataset of decoded training rows. Order is deterministic (``preserve_order``
+    is set by the launcher), so a resumed run sees the same batches as an uninterrupted one."""
+    ds = ray.data.from_items([{"path": p} for p in shards], override_num_blocks=len(shards))
+    return ds.map_batches(
+        decode_shard,
+        batch_size=1,
+        fn_kwargs=dict(tokenizer_path=tokenizer_path, image_size=image_size,
+                       context_length=context_length, block_rows=block_rows,
+                       counter_name=counter_name),
+        concurrency=read_parallelism,
+        num_cpus=0.25,  # decoding is light at these sizes; leaves CPU for the train workers
+    )

@@ -1,0 +1,37 @@
+"""The DeepSpeed config of a run, built from the typed TrainConfig (never hand-written JSON)."""
+from __future__ import annotations
+
+from clipscale.config import TrainConfig
+
+
+def resolve_precision(train: TrainConfig, on_gpu: bool) -> str:
+    if train.precision == "auto":
+        return "bf16" if on_gpu else "fp32"
+    if train.precision == "bf16" and not on_gpu:
+        # Measured: bf16 matmul on these CPUs runs ~300x slower than fp32 (DESIGN.md, field notes).
+        raise ValueError("train.precision=bf16 needs a GPU; use fp32 (or auto) on CPU")
+    return train.precision
+
+
+def deepspeed_config(train: TrainConfig, precision: str) -> dict:
+    """ZeRO stage, batch sizes, clipping and precision. The optimizer and LR schedule are ours
+    (torch AdamW as DeepSpeed's client optimizer, LR set per step from samples seen), so they
+    are not in this dict."""
+    micro = train.global_batch_size // train.num_workers
+    zero: dict = {"stage": train.zero_stage}
+    if train.zero_stage >= 2:
+        zero.update(overlap_comm=False, contiguous_gradients=True, reduce_bucket_size=5e7)
+    if train.zero_stage == 3:
+        zero.update(stage3_param_persistence_threshold=1e4)
+    return {
+        "train_batch_size": train.global_batch_size,
+        "train_micro_batch_size_per_gpu": micro,
+        "gradient_accumulation_steps": 1,
+        "gradient_clipping": train.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": precision == "bf16"},
+        "fp16": {"enabled": False},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,  # we log ourselves
+        "wall_clock_breakdown": False,
+    }

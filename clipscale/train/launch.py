@@ -1,0 +1,157 @@
+"""The driver side of a training run: check inputs, prepare the tokenizer, build the Ray Data
+streams, and fit a ``TorchTrainer``. Everything that can be wrong with the inputs fails here,
+before a worker starts."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+
+from clipscale.config import ConfigError, RunConfig
+from clipscale.data.shards import ShardError, iter_shard, list_shards
+
+
+def ray_env(use_gpu: bool) -> dict:
+    env = {"RAY_DEDUP_LOGS": "0", "TOKENIZERS_PARALLELISM": "false"}
+    if not use_gpu:
+        env["DS_ACCELERATOR"] = "cpu"  # DeepSpeed's CPU accelerator: gloo, fp32
+    return env
+
+
+def init_ray(use_gpu: bool, num_cpus: int | None = None) -> None:
+    """Connect to the cluster in RAY_ADDRESS, or start a local one. Locally we declare at least
+    4 logical CPUs: with fewer, train workers can take every CPU and Ray Data's read tasks never
+    get one (the stream then hangs)."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    for k, v in ray_env(use_gpu).items():
+        os.environ.setdefault(k, v)
+    # Train V2's placement-group cleaner logs a State-API error every second without a dashboard.
+    logging.getLogger("ray.train.v2._internal.execution.worker_group.placement_group_cleaner").setLevel(logging.CRITICAL)
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(runtime_env={"env_vars": ray_env(use_gpu)}, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
+                 runtime_env={"env_vars": ray_env(use_gpu)}, log_to_driver=True)
+
+
+def data_summary(shards: list[str], limit: int) -> tuple[list[str], dict]:
+    """Read up to ``limit`` captions (for the tokenizer) and the language mix of what was read."""
+    captions, langs = [], Counter()
+    for path in shards:
+        for s in iter_shard(path):
+            if s.text and s.text.strip():
+                captions.append(s.text)
+                langs[s.meta.get("language", "unknown")] += 1
+            if len(captions) >= limit:
+                break
+        if len(captions) >= limit:
+            break
+    if not captions:
+        raise ShardError(shards[0], "no readable caption in the training shards")
+    total = sum(langs.values())
+    return captions, {"languages": ",".join(sorted(langs)), "english_share": langs.get("en", 0) / total}
+
+
+def prepare_tokenizer(cfg: RunConfig, captions: list[str]) -> str:
+    """The run's tokenizer file: the configured one (copied into the run), the run's own from an
+    earlier attempt (reused), or a new one trained on the training captions."""
+    import shutil
+
+    from clipscale.text.tokenizer import train_tokenizer
+
+    dest = cfg.run_dir / "tokenizer.model"
+    if cfg.tokenizer.path:
+        if not Path(cfg.tokenizer.path).is_file():
+            raise ConfigError(f"tokenizer.path: {cfg.tokenizer.path} does not exist")
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cfg.tokenizer.path, dest)
+    elif not dest.exists():
+        train_tokenizer(captions, dest, vocab_size=cfg.tokenizer.vocab_size)
+    return str(dest)
+
+
+def check_fresh_or_resume(cfg: RunConfig, resume: bool) -> None:
+    marker = cfg.run_dir / "run_info.json"
+    if marker.exists() and not resume:
+        raise ConfigError(f"run {cfg.run_dir} exists; pass --resume to continue it or choose another name")
+    if resume and not marker.exists():
+        raise ConfigError(f"--resume: no run at {cfg.run_dir}")
+
+
+def prepare(cfg: RunConfig, resume: bool = False) -> dict:
+    """All driver-side checks and files; returns the ``info`` dict the workers receive."""
+    check_fresh_or_resume(cfg, resume)
+    shards = list_shards(cfg.data.train_shards)
+    if cfg.eval.eval_dir and not Path(cfg.eval.eval_dir).is_dir():
+        raise ConfigError(f"eval.eval_dir: {cfg.eval.eval_dir} is not a folder")
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    info_file = cfg.run_dir / "run_info.json"
+    if info_file.exists():
+        info = json.loads(info_file.read_text())
+    else:
+        captions, mix = data_summary(shards, cfg.tokenizer.train_samples)
+        tok_path = prepare_tokenizer(cfg, captions)
+        from clipscale.text.tokenizer import load_tokenizer
+        info = {"run_id": cfg.name, "tokenizer_path": tok_path,
+                "vocab_size": load_tokenizer(tok_path).vocab_size, **mix}
+        (cfg.run_dir / "run_config.json").write_text(cfg.model_dump_json(indent=1))
+        info_file.write_text(json.dumps(info, indent=1))
+    if not Path(info["tokenizer_path"]).is_file():
+        raise ConfigError(f"tokenizer {info['tokenizer_path']} is missing")
+    info["shards"] = shards
+    info["counter_name"] = f"skips-{cfg.name}"
+    return info
+
+
+def build_trainer(cfg: RunConfig, info: dict, callbacks: list | None = None):
+    import ray.data
+    import torch
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from clipscale.train.data import skip_counter, train_dataset
+    from clipscale.train.loop import train_loop_per_worker
+    from clipscale.train.plan import model_spec
+
+    use_gpu = torch.cuda.is_available() if cfg.train.use_gpu == "auto" else bool(cfg.train.use_gpu)
+    # Deterministic order through read, decode and the split: a resumed run replays the same batches.
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    skip_counter(info["counter_name"])
+    ctx = model_spec(cfg).text.context_length
+    datasets = {f"train_{i}": train_dataset(info["shards"], tokenizer_path=info["tokenizer_path"],
+                                            image_size=st.image_size, context_length=ctx,
+                                            counter_name=info["counter_name"],
+                                            read_parallelism=cfg.data.read_parallelism)
+                for i, st in enumerate(cfg.stages)}
+    worker_info = {k: v for k, v in info.items() if k != "shards"}
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"run": cfg.model_dump(mode="json"), "info": worker_info},
+        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+        run_config=RayRunConfig(name=cfg.name, storage_path=str(Path(cfg.output_dir).resolve()),
+                                checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints),
+                                failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+                                callbacks=callbacks or None),
+        datasets=datasets,
+    )
+
+
+def train(cfg: RunConfig, resume: bool = False):
+    """Run (or resume) one training run to the end; returns Ray's ``Result``."""
+    info = prepare(cfg, resume)
+    init_ray(use_gpu=torch_cuda_available() if cfg.train.use_gpu == "auto" else bool(cfg.train.use_gpu))
+    trainer = build_trainer(cfg, info)
+    return trainer.fit()
+
+
+def torch_cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()

@@ -1,0 +1,53 @@
+"""Weights & Biases on rank 0: online with an API key, offline without one, or disabled.
+
+Train V2's ``setup_wandb(rank_zero_only=True)`` does not restrict itself to rank 0, so the loop
+creates this only on rank 0. The run id is the clipscale run id, so a restarted worker group
+(or ``--resume``) continues the same W&B run instead of starting a new one.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from clipscale.results import row_payload
+
+
+def wandb_mode(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
+class Tracker:
+    def __init__(self, *, mode: str, project: str, entity: str | None, group: str | None,
+                 run_id: str, run_dir: Path, config: dict):
+        self.mode = wandb_mode(mode)
+        self.run = None
+        if self.mode == "disabled":
+            return
+        import wandb
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(
+            mode=self.mode, project=project, entity=entity, group=group, name=run_id, id=run_id,
+            resume="allow", dir=str(run_dir), config=config,
+            settings=wandb.Settings(console="off", x_disable_stats=True, silent=True),
+        )
+
+    @property
+    def dir(self) -> str | None:
+        return self.run.dir if self.run else None
+
+    def log(self, metrics: dict, samples_seen: int) -> None:
+        if self.run:
+            self.run.log({**metrics, "samples_seen": samples_seen})
+
+    def log_row(self, row: dict) -> None:
+        """A results row, under the ``results/`` prefix the analysis loaders read back."""
+        if self.run:
+            self.run.log(row_payload(row))
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run:
+            self.run.finish(exit_code=exit_code)
+            self.run = None

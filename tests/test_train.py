@@ -1,0 +1,157 @@
+"""Real training runs on the tiny config: 2 Ray Train workers, DeepSpeed ZeRO-2 on CPU (gloo),
+Ray Data streaming emoji-world shards, W&B offline. Slow by nature (each run ~1 minute)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clipscale.config import build_run_config, resolve_paths
+from clipscale.results import read_results
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
+
+    out = tmp_path_factory.mktemp("emoji")
+    generate_pool(EmojiWorldConfig(num_samples=1600, samples_per_shard=400, num_concepts=40,
+                                   eval_num_classes=20, eval_images_per_class=2,
+                                   eval_retrieval_pairs=40, seed=1), out, progress=False)
+    return out
+
+
+def tiny_config(pool: Path, out: Path, name: str, **train) -> dict:
+    return {
+        "name": name, "output_dir": str(out),
+        "data": {"train_shards": str(pool / "pool"), "shuffle_buffer": 256, "read_parallelism": 2},
+        "model": {"name": "tiny-s"},
+        "tokenizer": {"vocab_size": 512, "train_samples": 1600},
+        "stages": [{"image_size": 32, "text_tokens": 16}],
+        "train": {"samples_seen": 4096, "global_batch_size": 64, "lr": 2e-3, "warmup_samples": 512,
+                  "zero_stage": 2, "num_workers": 2, "checkpoint_every_samples": 1024,
+                  "max_failures": 2, **train},
+        "eval": {"eval_dir": str(pool / "eval"), "every_samples": 2048, "batch_size": 128},
+        "logging": {"wandb_mode": "offline", "log_every_steps": 4},
+    }
+
+
+def run_cli(args: list[str], env_extra: dict | None = None, **kw) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "offline", **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "clipscale.cli", *args], cwd=REPO, env=env,
+                            start_new_session=True, **kw)
+
+
+def write_yaml(cfg: dict, path: Path) -> Path:
+    import yaml
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference_run(pool, tmp_path_factory):
+    """An uninterrupted run through the CLI: the run the other tests compare against."""
+    out = tmp_path_factory.mktemp("ref")
+    cfg = write_yaml(tiny_config(pool, out, "ref"), out / "ref.yaml")
+    proc = run_cli(["train", str(cfg)])
+    assert proc.wait(timeout=600) == 0
+    return out
+
+
+def test_two_worker_zero2_run_learns_and_logs(reference_run, pool):
+    df = read_results(reference_run / "results")
+    assert list(df["samples_seen"]) == [2048, 4096]
+    assert list(df["status"]) == ["running", "finished"]
+    # the loss at initialisation is about log(64) = 4.16 (64 = the gathered global batch)
+    assert df["loss"].iloc[-1] < 4.0
+    last = df.iloc[-1]
+    langs = [c.removeprefix("zeroshot_top1_") for c in df.columns
+             if c.startswith("zeroshot_top1_") and c not in ("zeroshot_top1_mean", "zeroshot_top1_non_en")]
+    assert len(langs) == 14
+    for metric in ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5"):
+        assert all(0.0 <= last[f"{metric}_{lang}"] <= 1.0 for lang in langs)
+    assert last["zeroshot_top1_mean"] > 1 / 20  # 20 classes: chance is 0.05
+    assert last["compute"] == pytest.approx(4096 * last["train_flops_per_sample"])
+    assert last["params"] > 0 and last["image_tokens"] == 16 and last["text_tokens"] == 16
+    wandb_runs = list((reference_run / "ref" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(wandb_runs) == 1 and wandb_runs[0].stat().st_size > 0
+    assert (reference_run / "ref" / "tokenizer.model").is_file()
+
+
+def test_resume_reproduces_uninterrupted_losses(reference_run, pool, tmp_path):
+    cfg = write_yaml(tiny_config(pool, tmp_path, "ref"), tmp_path / "ref.yaml")
+    proc = run_cli(["train", str(cfg)])
+    run_dir = tmp_path / "ref"
+    deadline = time.time() + 400
+    while not list(run_dir.glob("checkpoint_*")) and time.time() < deadline:
+        time.sleep(0.5)
+    assert list(run_dir.glob("checkpoint_*")), "no checkpoint was written"
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray cluster die mid-run
+    proc.wait()
+    interrupted = read_results(tmp_path / "results") if list((tmp_path / "results").glob("*.parquet")) else pd.DataFrame()
+    assert interrupted.empty or interrupted["samples_seen"].max() < 4096
+
+    resumed = run_cli(["train", str(cfg), "--resume"])
+    assert resumed.wait(timeout=600) == 0
+    ref = read_results(reference_run / "results").set_index("samples_seen")
+    got = read_results(tmp_path / "results").drop_duplicates("samples_seen", keep="last").set_index("samples_seen")
+    assert list(got.index) == [2048, 4096]
+    for s in (2048, 4096):
+        assert got.loc[s, "loss"] == pytest.approx(ref.loc[s, "loss"], rel=1e-4, abs=1e-4)
+        assert got.loc[s, "zeroshot_top1_mean"] == pytest.approx(ref.loc[s, "zeroshot_top1_mean"], abs=1e-6)
+
+
+def test_worker_killed_mid_run_recovers_from_checkpoint(pool, tmp_path):
+    import psutil
+
+    from clipscale.train.launch import train
+
+    cfg = resolve_paths(build_run_config(tiny_config(pool, tmp_path, "killed")), tmp_path)
+    killed = []
+
+    def kill_one_worker():
+        deadline = time.time() + 400
+        while time.time() < deadline and not list((tmp_path / "killed").glob("checkpoint_*")):
+            time.sleep(0.3)
+        for p in psutil.process_iter(["cmdline"]):
+            if any("RayTrainWorker" in part for part in (p.info["cmdline"] or [])):
+                p.kill()
+                killed.append(p.pid)
+                return
+
+    t = threading.Thread(target=kill_one_worker, daemon=True)
+    t.start()
+    result = train(cfg)
+    t.join(timeout=5)
+    assert killed, "no Ray Train worker process was found to kill"
+    assert result.error is None
+    df = read_results(tmp_path / "results")
+    assert df["samples_seen"].max() == 4096 and df["status"].iloc[-1] == "finished"
+
+
+def test_bad_inputs_fail_before_workers_start(pool, tmp_path):
+    from clipscale.config import ConfigError
+    from clipscale.data.shards import ShardError
+    from clipscale.train.launch import prepare
+
+    base = tiny_config(pool, tmp_path, "bad")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ShardError, match="no .tar or .parquet"):
+        prepare(build_run_config({**base, "data": {"train_shards": str(empty)}}))
+    with pytest.raises(ShardError, match="does not exist"):
+        prepare(build_run_config({**base, "data": {"train_shards": [str(pool / "pool" / "shard-00000.tar"),
+                                                                     str(tmp_path / "missing.tar")]}}))
+    with pytest.raises(ConfigError, match="tokenizer.path"):
+        prepare(build_run_config({**base, "tokenizer": {"path": str(tmp_path / "none.model")}}))
