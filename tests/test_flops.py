@@ -16,6 +16,16 @@ REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 BATCH = 1
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Run on one intra-op thread: on a shared 2-core machine torch's default of one thread per core
+    spin-waits against other processes and was measured 25x slower in wall time."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _measure(model, image_size, text_tokens, keep=None):
     """FlopCounterMode totals of one forward and of its backward over a batch. The math SDPA backend is
     forced because FlopCounterMode has no formula for the fused CPU attention kernel (it would count

@@ -13,6 +13,16 @@ from clipscale.models.vit import sincos_2d_position_embedding
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Run on one intra-op thread: on a shared 2-core machine torch's default of one thread per core
+    spin-waits against other processes and was measured 25x slower in wall time."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)

@@ -7,6 +7,16 @@ from clipscale.models import CLIP, get_spec
 from clipscale.models.patch_masks import block_mask, block_shape, grid_mask, grid_strides, random_mask
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Run on one intra-op thread: on a shared 2-core machine torch's default of one thread per core
+    spin-waits against other processes and was measured 25x slower in wall time."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
