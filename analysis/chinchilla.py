@@ -90,7 +90,7 @@ def _data(n_params, n_samples, loss):
     return np.log(n), np.log(d), np.log(l)
 
 
-def fit_chinchilla(n_params, n_samples, loss, n_starts: int | None = 32, starts=None,
+def fit_chinchilla(n_params, n_samples, loss, n_starts: int | None = 16, starts=None,
                    delta: float = HUBER_DELTA) -> ChinchillaLaw:
     """Fit L(N, D). Starts: ``starts`` if given (rows of a, b, e, alpha, beta), else Hoffmann's grid.
 
