@@ -90,8 +90,8 @@ def pad_entry(entry: str) -> str:
 
 
 def build_automaton(entries: Sequence[str]) -> ahocorasick.Automaton:
-    """One automaton per language; values are lists of entry ids because two entries can share a
-    padded key (e.g. ``a.b`` and ``a . b``), and both must count."""
+    """One automaton per language; values are lists of entry ids because a raw list may hold an
+    entry twice, and every id must count."""
     automaton = ahocorasick.Automaton()
     for entry_id, entry in enumerate(entries):
         key = pad_entry(entry)
