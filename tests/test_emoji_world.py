@@ -219,3 +219,27 @@ def test_lexicons(tmp_path):
     assert "cat face" in en and "猫脸" in zh and len(en) > 1000
     assert all(line and ":" != line[0] and "_" not in line for line in en)
     assert en == sorted(set(en))
+
+
+def test_cli_flags_map_onto_config(tmp_path):
+    import argparse
+
+    from clipscale import cli_data
+    from clipscale.config import ConfigError
+
+    parser = argparse.ArgumentParser()
+    cli_data.register(parser.add_subparsers(dest="verb"))
+    base = tmp_path / "base.yaml"
+    base.write_text("num_samples: 77\nzipf_exponent: 1.3\n", encoding="utf-8")
+    args = parser.parse_args(["data", "emoji-world", "--out", str(tmp_path), "--config", str(base),
+                              "--zipf-exponent", "0.8", "--english-share", "0.2",
+                              "--languages", "en,ja,ko", "--image-format", "png"])
+    cfg = cli_data.config_from_args(args)
+    assert (cfg.num_samples, cfg.zipf_exponent, cfg.english_share) == (77, 0.8, 0.2)
+    assert cfg.languages == ["en", "ja", "ko"] and cfg.image_format == "png"
+    mix_args = parser.parse_args(["data", "emoji-world", "--out", "x", "--language-mix", "en=1,ja=3"])
+    assert cli_data.config_from_args(mix_args).mix() == pytest.approx({**{k: 0.0 for k in LANGUAGES},
+                                                                       "en": 0.25, "ja": 0.75})
+    bad = parser.parse_args(["data", "emoji-world", "--out", "x", "--noise-share", "2"])
+    with pytest.raises(ConfigError, match="noise_share"):
+        cli_data.config_from_args(bad)

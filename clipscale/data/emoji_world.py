@@ -284,7 +284,9 @@ def generate_pool(config: EmojiWorldConfig, out_dir: str | os.PathLike, workers:
     """Write ``out_dir/pool/shard-%05d.tar``, ``out_dir/eval/`` (``classes.json``,
     ``zeroshot.tar``, ``retrieval/<lang>.tar``), ``concepts.json``, ``lexicons/<lang>.txt``,
     ``emoji_world.json`` (the config) and ``summary.json``. Finished shards of the same config
-    are skipped on a re-run; a different config in the same folder is an error."""
+    are skipped on a re-run; a different config in the same folder is an error.
+    ``workers > 1`` writes shards in spawned processes (output identical to ``workers=1``); a
+    script calling it that way needs the usual ``if __name__ == "__main__":`` guard."""
     from tqdm import tqdm
 
     cfg = config
