@@ -124,3 +124,26 @@ def fit_chinchilla(n_params, n_samples, loss, n_starts: int | None = 16, starts=
 def law_to_start(law: ChinchillaLaw) -> np.ndarray:
     """A fitted law as an L-BFGS-B start (warm start for bootstrap refits)."""
     return np.array([np.log(law.A), np.log(law.B), np.log(law.E), law.alpha, law.beta])
+
+
+@dataclass(frozen=True)
+class SurfaceExtrapolation:
+    threshold_compute: float  # points at or above this compute were held out
+    n_held_out: int
+    mean_relative_error: float
+    max_relative_error: float
+
+
+def chinchilla_extrapolation(n_params, n_samples, loss, compute, holdout_share: float = 0.1,
+                             **fit_kwargs) -> SurfaceExtrapolation:
+    """Fit L(N, D) on the points below the top ``holdout_share`` of compute, score on those held out:
+    how well the surface predicts runs larger than any it was fitted on."""
+    c = np.asarray(compute, dtype=float)
+    threshold = float(np.quantile(c, 1 - holdout_share))
+    held = c >= threshold
+    if held.all() or not held.any():
+        raise DegenerateInputError("extrapolation: compute does not vary, nothing to hold out from")
+    n, d, l = (np.asarray(a, dtype=float) for a in (n_params, n_samples, loss))
+    law = fit_chinchilla(n[~held], d[~held], l[~held], **fit_kwargs)
+    rel = np.abs(law(n[held], d[held]) - l[held]) / l[held]
+    return SurfaceExtrapolation(threshold, int(held.sum()), float(rel.mean()), float(rel.max()))

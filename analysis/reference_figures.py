@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import Interval, bootstrap_fits, bootstrap_intervals, extrapolation_error
-from analysis.chinchilla import fit_chinchilla, law_to_start
+from analysis.chinchilla import chinchilla_extrapolation, fit_chinchilla, law_to_start
 from analysis.plots import COLORS, draw_cloud, draw_law, log_axes, new_axes, save
 from analysis.powerlaw import fit_power_law
 from analysis.reference import (CHERTI_BINS_PER_DECADE, CHERTI_TASKS, OPENAI_UPSTREAM, OPENCLIP_UPSTREAM,
@@ -42,22 +42,23 @@ def cherti_section(out_dir: Path, report: Report, reference_dir, n_resamples: in
                    "Intervals: bootstrap over the envelope points. Held-out error: the law fitted without the "
                    "largest-compute envelope point, scored on it.")
     tasks = list(CHERTI_TASKS)
-    fig_in, ax_in = new_axes(1)
-    fig_rt, ax_rt = new_axes(2)
+    fig_in, ax_in = new_axes(1, 7.5, 5.5)
+    fig_rt, ax_rt = new_axes(2, 7.0, 5.5)
     for task, ax in zip(tasks, [ax_in[0], *ax_rt]):
         meta = CHERTI_TASKS[task]
         for (group, upstream), color in zip([("OpenCLIP", OPENCLIP_UPSTREAM), ("OpenAI CLIP", OPENAI_UPSTREAM)],
                                             (COLORS[0], COLORS[1])):
             pts = cherti_points(task, upstream, reference_dir)
             law, x, y = cherti_law(task, upstream, reference_dir)
-            draw_cloud(ax, pts["compute"], pts["error"], pts["upstream_dataset"], "runs: ")
+            draw_cloud(ax, pts["compute"], pts["error"], pts["upstream_dataset"], "runs: ", color=color)
             if len(x) >= 3:
                 fits = bootstrap_fits(fit_power_law, (x, y), n_resamples, seed)
                 intervals = bootstrap_intervals(fit_power_law, (x, y), n_resamples, seed=seed, estimate=law)
                 extra = extrapolation_error(fit_power_law, x, y)
             else:
                 fits, intervals, extra = [], {}, None
-            draw_law(ax, x, y, law, fits, color, f"{group}: {law.formula()}")
+            draw_law(ax, x, y, law, fits, color, f"{group} law: {law.formula()}",
+                     points_label=f"{group} lower envelope (bin centre, min error)")
             name = f"{task} {group}"
             report.law(name, f"{law.formula()}  (beta {law.beta:.4f}, alpha {law.alpha:.4f}, {len(x)} envelope points)",
                        intervals or None)
@@ -66,8 +67,9 @@ def cherti_section(out_dir: Path, report: Report, reference_dir, n_resamples: in
             # too few envelope points for a bootstrap: the estimate is listed without an interval
             no_ci = {"beta": Interval(law.beta, np.nan, np.nan), "alpha": Interval(law.alpha, np.nan, np.nan)}
             rows += _law_rows(name, intervals or no_ci, len(x), extra)
-        log_axes(ax, "total training compute (GMACs)", meta.label, meta.label)
-        ax.legend(fontsize=7, loc="upper right")
+        log_axes(ax, "total training compute (GMACs)", meta.label.split(" (")[0].replace("zero-shot ImageNet ", ""),
+                 f"Cherti et al. data: {meta.label}")
+        ax.legend(fontsize=7, loc="lower left")
     paths.update(save(fig_in, out_dir, "cherti_imagenet1k", pdf=pdf))
     report.figure(out_dir / "cherti_imagenet1k.png", "Zero-shot ImageNet error against compute, Cherti et al.'s data")
     paths.update(save(fig_rt, out_dir, "cherti_retrieval", pdf=pdf))
@@ -87,6 +89,9 @@ def chinchilla_section(out_dir: Path, report: Report, reference_dir, n_resamples
                    "Hoffmann's grid of starts; the 5 highest-loss points dropped; D = C / (6N). "
                    "Intervals: bootstrap over points, each refit warm-started from the full-data fit.")
     report.law("Chinchilla (Epoch data)", law.formula(), intervals)
+    ex = chinchilla_extrapolation(*arrays, data["C"].to_numpy())
+    report.text(f"Held out the {ex.n_held_out} largest-compute runs (C >= {ex.threshold_compute:.3g} FLOPs), fitted on "
+                f"the rest: mean relative loss error {ex.mean_relative_error:.2%}, max {ex.max_relative_error:.2%}.")
     report.text(f"Published: {PUBLISHED[('chinchilla', 'Epoch')]}.")
 
     fig, (ax_l, ax_n) = new_axes(2)
@@ -107,7 +112,10 @@ def chinchilla_section(out_dir: Path, report: Report, reference_dir, n_resamples
     ax_n.legend(fontsize=8)
     paths = save(fig, out_dir, "chinchilla_epoch", pdf=pdf)
     report.figure(out_dir / "chinchilla_epoch.png", "Chinchilla approach 3 fitted to Epoch's data")
-    return _law_rows("chinchilla Epoch", intervals, len(data)), paths
+    rows = _law_rows("chinchilla Epoch", intervals, len(data))
+    for row in rows:
+        row["holdout_relative_error"] = ex.mean_relative_error
+    return rows, paths
 
 
 def make_reference(out_dir: Path, reference_dir=None, n_resamples: int = 200, seed: int = 0,

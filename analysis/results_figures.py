@@ -12,7 +12,7 @@ import pandas as pd
 
 from analysis.bootstrap import bootstrap_fits, bootstrap_intervals, extrapolation_error
 from analysis.checks import DegenerateInputError
-from analysis.chinchilla import fit_chinchilla, law_to_start
+from analysis.chinchilla import chinchilla_extrapolation, fit_chinchilla, law_to_start
 from analysis.frontier import pareto_frontier
 from analysis.inverse_scaling import TOKEN_AXES, shortest_token_length, token_length_table
 from analysis.load import finals
@@ -84,6 +84,12 @@ def chinchilla_section(frame, out: Outputs, n_resamples: int, seed: int) -> None
     refit = lambda a, b, c: fit_chinchilla(a, b, c, starts=[law_to_start(law)])  # noqa: E731
     intervals = bootstrap_intervals(refit, (n, d, l), n_resamples, seed=seed, estimate=law)
     out.report.law("Chinchilla surface", law.formula(), intervals)
+    try:
+        ex = chinchilla_extrapolation(n, d, l, rows["compute"].to_numpy(float))
+        out.report.text(f"Held out the {ex.n_held_out} largest-compute runs (C >= {ex.threshold_compute:.3g} FLOPs): "
+                        f"mean relative loss error {ex.mean_relative_error:.2%}, max {ex.max_relative_error:.2%}.")
+    except DegenerateInputError as err:
+        out.report.skipped("Loss-surface extrapolation check", str(err))
     fig, (ax,) = new_axes(1, 7, 5)
     for i, (model, g) in enumerate(rows.groupby("model", sort=False)):
         color = COLORS[i % len(COLORS)]
@@ -169,9 +175,20 @@ def planner_section(frame, out: Outputs, metric: str, n_resamples: int, seed: in
     out.report.table(plan)
     fig, (ax,) = new_axes(1, 7, 5)
     grid = np.logspace(np.log10(budgets[0]), np.log10(budgets[-1]), 100)
-    for i, cl in enumerate(laws):
-        ax.plot(grid, cl.law(grid), color=COLORS[i % len(COLORS)], lw=1,
-                label=f"{cl.model} img{cl.image_tokens} txt{cl.text_tokens}")
+    # name only the configurations that win somewhere; the rest are context, one grey legend entry
+    winners = set(zip(plan["model"], plan["image_tokens"], plan["text_tokens"], plan["languages"]))
+    shown, grey_labelled = 0, False
+    for cl in laws:
+        key = (cl.model, cl.image_tokens, cl.text_tokens, cl.languages)
+        if key in winners:
+            langs = "English-only" if cl.languages == "en" else f"{len(cl.languages.split(','))} languages"
+            ax.plot(grid, cl.law(grid), color=COLORS[shown % len(COLORS)], lw=2,
+                    label=f"{cl.model}, {cl.image_tokens} image / {cl.text_tokens} text tokens, {langs}")
+            shown += 1
+        else:
+            ax.plot(grid, cl.law(grid), color="0.75", lw=0.8, zorder=1,
+                    label=None if grey_labelled else "other configurations")
+            grey_labelled = True
     # a percentile interval need not contain the full-data estimate (few resamples); clip for errorbar
     yerr = np.clip([plan["predicted_error"] - plan["error_low"], plan["error_high"] - plan["predicted_error"]], 0, None)
     ax.errorbar(plan["budget"], plan["predicted_error"], yerr=yerr,

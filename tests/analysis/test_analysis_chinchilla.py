@@ -51,3 +51,15 @@ def test_too_few_points_and_bad_losses():
     loss[3] = np.nan
     with pytest.raises(DegenerateInputError, match="loss: 1 NaN"):
         fit_chinchilla(n, d, loss)
+
+
+def test_extrapolation_to_the_largest_compute():
+    from analysis.chinchilla import chinchilla_extrapolation
+
+    n, d, loss = synthetic()
+    ex = chinchilla_extrapolation(n, d, loss, 6 * n * d, holdout_share=0.1, n_starts=4)
+    # the top tenth of 36 grid points by compute; C = 6ND ties along the grid's diagonals (up to rounding)
+    assert 3 <= ex.n_held_out <= 6
+    assert ex.mean_relative_error < 0.02  # 0.5% noise; the law extrapolates one step in N and D
+    exact = chinchilla_extrapolation(n, d, TRUTH(n, d), 6 * n * d, n_starts=4)
+    assert exact.max_relative_error < 1e-4
