@@ -30,6 +30,20 @@ class DataConfig(Strict):
         description="Training shards: a folder of .tar/.parquet shards, a glob, or a list of either.")
     shuffle_buffer: int = Field(2048, ge=0, description="Rows in each worker's local shuffle buffer (0: no shuffle).")
     read_parallelism: int = Field(4, ge=1, description="Concurrent shard-reading tasks in the Ray Data stream.")
+    languages: list[str] | None = Field(
+        None, min_length=1, description="Train only on captions in these languages (the json `language`); None: all.")
+    english_share: float | None = Field(
+        None, ge=0.0, le=1.0, description="Subsample the stream so English captions are this share of it "
+                                          "(see train/language_mix.py); None: the pool's own mix.")
+
+    @model_validator(mode="after")
+    def _mix(self):
+        if self.languages is not None and self.english_share is not None:
+            if "en" not in self.languages and self.english_share > 0:
+                raise ValueError(f"english_share={self.english_share} but languages {self.languages} exclude en")
+            if self.languages == ["en"] and self.english_share < 1:
+                raise ValueError(f"english_share={self.english_share} but languages is English only")
+        return self
 
 
 class ModelConfig(Strict):
@@ -57,9 +71,6 @@ class StageConfig(Strict):
 
     @model_validator(mode="after")
     def _mask_needs_keep(self):
-        if self.text_reduction == "syntax":
-            raise ValueError("text_reduction='syntax' needs a part-of-speech tagger, which is not "
-                             "available yet; use truncate, random or block")
         if self.image_reduction in ("random", "grid", "block") and self.image_keep >= 1.0:
             raise ValueError(f"image_reduction={self.image_reduction!r} needs image_keep < 1")
         if self.image_reduction == "grid" and abs(self.image_keep - 0.25) > 1e-9:
@@ -191,8 +202,18 @@ def parse_overrides(pairs: list[str]) -> dict:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {pair!r}: {p} is set twice")
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = _scalar(raw)
     return out
+
+
+def _scalar(raw: str):
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "3e-4" as a string; on a command line it means the number
+            return float(value) if value.lower() not in ("nan", "inf", "-inf") else value
+        except ValueError:
+            pass
+    return value
 
 
 def _merge(base: Any, over: Any) -> Any:

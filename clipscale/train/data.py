@@ -105,6 +105,6 @@ def train_dataset(shards: list[str], *, tokenizer_path: str, image_size: int, co
         fn_kwargs=dict(tokenizer_path=tokenizer_path, image_size=image_size,
                        context_length=context_length, block_rows=block_rows,
                        counter_name=counter_name),
-        concurrency=read_parallelism,
+        compute=ray.data.TaskPoolStrategy(size=read_parallelism),
         num_cpus=0.25,  # decoding is light at these sizes; leaves CPU for the train workers
     )

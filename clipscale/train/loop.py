@@ -72,6 +72,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
     info = loop_config["info"]
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    # One intra-op thread per reserved CPU: torch's default (all cores) oversubscribes a node
+    # whose cores are shared by several workers and Ray Data, and then runs many times slower.
+    torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
     torch.manual_seed(cfg.train.seed + rank)
     np.random.seed(cfg.train.seed + rank)
 
