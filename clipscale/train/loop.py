@@ -168,7 +168,8 @@ def skipped(info: dict) -> dict:
 def report(cfg, info, plan, state, engine, evaluator, do_ckpt, metrics, status, params, tracker,
            rank, mask_gen) -> None:
     """Evaluate and/or checkpoint, then report to Ray (every rank must call ``report``)."""
-    payload = {"samples_seen": state.samples_seen, "step": state.step, "loss": metrics["loss"]}
+    payload = {"samples_seen": state.samples_seen, "step": state.step, "loss": metrics["loss"],
+               "wall_time_s": state.wall_time_s}
     if evaluator is not None:
         # Every rank runs the forward passes (ZeRO-3 partitions parameters, so the forward is
         # collective); rank 0 records.
