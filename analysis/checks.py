@@ -39,3 +39,9 @@ def varies(name: str, values: np.ndarray, distinct: int = 2) -> None:
     n = np.unique(values).size
     if n < distinct:
         raise DegenerateInputError(f"{name} does not vary enough: {n} distinct value(s), need at least {distinct}")
+
+
+def require_columns(frame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DegenerateInputError(f"{what}: results have no column(s) {missing}")

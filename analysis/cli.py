@@ -5,7 +5,10 @@ import argparse
 import sys
 
 from analysis.checks import DegenerateInputError
-from analysis.figures import REFERENCE, make_all
+
+# the figure stack (pandas, scipy, matplotlib) is imported only when the verb runs: `clipscale --help`
+# and the other verbs should not pay for it
+REFERENCE = "reference"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from analysis.figures import make_all
+
     source = REFERENCE if args.reference else args.source
     if source is None:
         print("analyze: give a SOURCE or --reference", file=sys.stderr)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import bootstrap_fits, bootstrap_intervals, extrapolation_error
-from analysis.checks import DegenerateInputError
+from analysis.checks import DegenerateInputError, require_columns
 from analysis.chinchilla import chinchilla_extrapolation, fit_chinchilla, law_to_start
 from analysis.frontier import pareto_frontier
 from analysis.inverse_scaling import TOKEN_AXES, shortest_token_length, token_length_table
@@ -38,12 +38,21 @@ class Outputs:
         self.report.figure(self.dir / f"{stem}.png", caption)
 
 
+def _with_values(rows: pd.DataFrame, column: str, report: Report) -> pd.DataFrame:
+    """Rows that have ``column``; how many lack it is said on the page, never dropped silently."""
+    kept = rows.dropna(subset=[column])
+    if kept.empty:
+        raise DegenerateInputError(f"no run's last evaluation has a value for {column}")
+    if len(kept) < len(rows):
+        report.text(f"{len(rows) - len(kept)} of {len(rows)} runs have no {column} (NaN) and are left out.")
+    return kept
+
+
 def scaling_section(frame, out: Outputs, metric: str, n_resamples: int, seed: int) -> None:
     out.report.section("Error against compute", f"Error = 1 - {metric}, one point per run (its last evaluation); "
                        "laws fitted on the running-minimum Pareto frontier.")
-    rows = finals(frame).dropna(subset=[metric])
-    if rows.empty:
-        raise DegenerateInputError(f"no evaluation has {metric}")
+    require_columns(frame, ["compute", "model", metric], "error against compute")
+    rows = _with_values(finals(frame), metric, out.report)
     c, e = rows["compute"].to_numpy(float), 1.0 - rows[metric].to_numpy(float)
     x, y = pareto_frontier(c, e)
     law = fit_power_law(x, y)
@@ -76,9 +85,8 @@ def scaling_section(frame, out: Outputs, metric: str, n_resamples: int, seed: in
 def chinchilla_section(frame, out: Outputs, n_resamples: int, seed: int) -> None:
     out.report.section("Loss surface L(N, D)", "N = parameters, D = samples seen, L = the run's loss; "
                        "Huber (delta 1e-3) on log residuals, L-BFGS-B from Hoffmann's grid.")
-    if "loss" not in frame.columns:
-        raise DegenerateInputError("results have no 'loss' column")
-    rows = finals(frame).dropna(subset=["loss"])
+    require_columns(frame, ["loss", "params", "samples_seen", "compute"], "loss surface")
+    rows = _with_values(finals(frame), "loss", out.report)
     n, d, l = rows["params"].to_numpy(float), rows["samples_seen"].to_numpy(float), rows["loss"].to_numpy(float)
     law = fit_chinchilla(n, d, l)
     refit = lambda a, b, c: fit_chinchilla(a, b, c, starts=[law_to_start(law)])  # noqa: E731

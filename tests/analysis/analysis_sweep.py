@@ -7,22 +7,15 @@ for small models (the curse of multilinguality).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from clipscale.results import ID_COLUMNS  # noqa: E402
 
 LANGS = "en es ja ko pt it fr de fa id zh ru tr ar".split()
 MODELS = {"tiny": 1e6, "small": 4e6, "base": 1.6e7}
 SAMPLES = (1e5, 3e5, 1e6)
 FULL_IMAGE, FULL_TEXT = 64, 32
-REFERENCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "reference"
 
 
 def synthetic_rows(seed: int = 0) -> list[dict]:
@@ -69,29 +62,3 @@ def synthetic_rows(seed: int = 0) -> list[dict]:
     first = dict(rows[0], samples_seen=50_000, status="running", zeroshot_top1_mean=0.01)
     rows.append(first)
     return rows
-
-
-@pytest.fixture(scope="session")
-def sweep_rows() -> list[dict]:
-    return synthetic_rows()
-
-
-@pytest.fixture(scope="session")
-def sweep_table(tmp_path_factory, sweep_rows) -> Path:
-    from clipscale.results import append_rows
-
-    table = tmp_path_factory.mktemp("results")
-    for row in sweep_rows:
-        append_rows(table, [row])
-    return table
-
-
-@pytest.fixture(scope="session")
-def sweep_frame(sweep_table) -> pd.DataFrame:
-    from analysis.load import load_results
-
-    return load_results(sweep_table)
-
-
-def id_columns() -> list[str]:
-    return list(ID_COLUMNS)

@@ -90,3 +90,12 @@ def test_script_gives_a_clear_message_for_a_missing_source(tmp_path):
     assert proc.returncode == 1
     assert "no such file or folder" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_missing_metric_values_are_counted_on_the_page(tmp_path):
+    rows = synthetic_rows()
+    rows[3] = dict(rows[3], zeroshot_top1_mean=float("nan"))
+    frame = results_frame(rows).drop(columns=["loss"])
+    report = make_results(frame, tmp_path, n_resamples=5, pdf=False)["report.md"].read_text()
+    assert "1 of 90 runs have no zeroshot_top1_mean (NaN) and are left out." in report
+    assert "**Loss surface: skipped.** loss surface: results have no column(s) ['loss']" in report

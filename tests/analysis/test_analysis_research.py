@@ -1,5 +1,4 @@
 """Inverse scaling, curse of multilinguality and the planner on a synthetic sweep whose answers are known."""
-import numpy as np
 import pandas as pd
 import pytest
 
