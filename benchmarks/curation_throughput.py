@@ -17,6 +17,7 @@ Zipf-distributed, 1-3 names a caption):
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import tempfile
@@ -85,7 +86,7 @@ def naive(lid: LanguageIdentifier, padded: list[str], p_flat: list[float], capti
         _ = rng.random() < 1.0 - keep if ids else False
 
 
-def ray_scaling(captions, metadata, workers_list, shards: int) -> list[tuple[int, float]]:
+def ray_scaling(captions, metadata, workers_list, shards: int) -> list[tuple]:
     import ray
 
     from clipscale.curation.config import CurationConfig
@@ -109,7 +110,13 @@ def ray_scaling(captions, metadata, workers_list, shards: int) -> list[tuple[int
                                  metadata=str(root / "meta"), workers=w, t_en=200,
                                  trust_json_language=False)
             t = timed(run_curation, cfg, False)
-            out.append((w, len(captions) / t))
+            # Inside the actors: captions per second of shard work (count pass: LID + matching;
+            # sample pass: keep probability + draw + writing), i.e. per busy core.
+            busy = {p: sum(json.loads(f.read_text())["seconds"]
+                           for f in (root / f"out{w}" / "_work" / p).glob("*.json"))
+                    for p in ("counted", "sampled")}
+            out.append((w, len(captions) / t, len(captions) / busy["counted"],
+                        len(captions) / busy["sampled"]))
         ray.shutdown()
         return out
     finally:
@@ -165,9 +172,10 @@ def main() -> None:
 
     ray_caps = make_captions(args.ray_captions, metadata, seed=1)
     print(f"\nRay Data job end to end ({len(ray_caps)} captions, {args.shards} tar shards, LID on):")
-    print(f"{'workers':>7s} {'captions/s':>11s} {'per worker':>11s}")
-    for w, rate in ray_scaling(ray_caps, metadata, args.workers, args.shards):
-        print(f"{w:7d} {rate:11.0f} {rate / w:11.0f}")
+    print(f"{'workers':>7s} {'captions/s':>11s} {'per worker':>11s} {'count pass/core':>16s} "
+          f"{'sample pass/core':>17s}")
+    for w, rate, count_rate, sample_rate in ray_scaling(ray_caps, metadata, args.workers, args.shards):
+        print(f"{w:7d} {rate:11.0f} {rate / w:11.0f} {count_rate:16.0f} {sample_rate:17.0f}")
 
 
 if __name__ == "__main__":
