@@ -140,7 +140,7 @@ def _run_pass(actor_cls, shards: list[str], kwargs: dict, cfg: CurationConfig, d
     ctx.print_on_execution_start = False
     ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=len(shards))
     ds = ds.map_batches(actor_cls, fn_constructor_kwargs=kwargs, batch_size=1, batch_format="numpy",
-                        compute=ray.data.ActorPoolStrategy(size=min(cfg.workers, len(shards))),
+                        compute=ray.data.ActorPoolStrategy(size=_pool_size(cfg, len(shards))),
                         num_cpus=cfg.cpus_per_worker)
     results = []
     with tqdm(total=len(shards), desc=desc, unit="shard", disable=not progress) as bar:
@@ -150,6 +150,23 @@ def _run_pass(actor_cls, shards: list[str], kwargs: dict, cfg: CurationConfig, d
             results.append(result)
             bar.update(1)
     return sorted(results, key=lambda r: r["shard"])
+
+
+def _pool_size(cfg: CurationConfig, n_shards: int) -> int:
+    """Actors that can all be placed: an actor pool asking for more CPUs than the cluster has
+    waits forever (the few-CPU trap), so the pool shrinks to fit, and says so."""
+    import ray
+
+    cpus = float(ray.cluster_resources().get("CPU", 0.0))
+    if cpus < cfg.cpus_per_worker:
+        raise CurationError(f"Ray has {cpus:g} CPUs; each curation worker asks for "
+                            f"{cfg.cpus_per_worker:g} (lower cpus_per_worker)")
+    size = min(cfg.workers, n_shards, int(cpus // cfg.cpus_per_worker))
+    if size < min(cfg.workers, n_shards):
+        logging.getLogger(__name__).warning(
+            "curation: %d workers asked, %g CPUs at %g each: running %d",
+            cfg.workers, cpus, cfg.cpus_per_worker, size)
+    return size
 
 
 def _check_state(layout: _Layout, fingerprint: str, overwrite: bool) -> None:

@@ -66,3 +66,24 @@ def test_bundled_emoji_lexicon_has_cldr_names_per_language():
     assert not any(e.startswith(":") or "_" in e for e in en)
     with pytest.raises(MetadataError):
         emoji_cldr_lexicon("xx")
+
+
+def test_build_metadata_cli_from_corpus_and_lexicon(tmp_path, capsys):
+    import argparse
+
+    from clipscale.cli_curate import register
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("new york is big\nnew york is old\na big dog\n", encoding="utf-8")
+    parser = argparse.ArgumentParser(prog="clipscale")
+    register(parser.add_subparsers(dest="verb"))
+    args = parser.parse_args(["curate", "build-metadata", "--out", str(tmp_path / "md"),
+                              "--corpus", str(corpus), "--lang", "en", "--min-count", "2",
+                              "--min-pmi", "2.0", "--min-bigram-count", "2", "--emoji-lexicon", "en"])
+    assert args.func(args) == 0
+    md = load_metadata(tmp_path / "md")
+    assert list(md) == ["en"]
+    assert md["en"][:6] == ["big", "is", "new", "york", "new york", "york is"]
+    assert "grinning face" in md["en"] and md["en"][-1] == "99"
+    args = parser.parse_args(["curate", "build-metadata", "--out", str(tmp_path / "x")])
+    assert args.func(args) == 2 and "nothing to build" in capsys.readouterr().err
