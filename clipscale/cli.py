@@ -12,6 +12,7 @@ VERB_MODULES = [
     "clipscale.cli_tokenizer",
     "clipscale.cli_curate",
     "clipscale.cli_train",
+    "clipscale.cli_sweep",
     "clipscale.cli_flops",
     "clipscale.cli_demo",
     "analysis.cli",

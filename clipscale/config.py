@@ -149,6 +149,16 @@ class RunConfig(Strict):
             if st.image_size % patch:
                 raise ValueError(f"stages[{i}].image_size={st.image_size} is not a multiple of "
                                  f"{self.model.name}'s patch size {patch}")
+            grid = st.image_size // patch
+            if st.image_reduction == "grid" and grid % 2:
+                raise ValueError(f"stages[{i}]: a grid mask keeps one patch per 2x2 block; the "
+                                 f"{grid}x{grid} patch grid at image_size={st.image_size} is odd")
+            if st.image_reduction == "block":
+                from clipscale.models.patch_masks import block_shape
+                try:
+                    block_shape(grid, grid, max(1, round(grid * grid * st.image_keep)))
+                except ValueError as e:
+                    raise ValueError(f"stages[{i}].image_keep={st.image_keep}: {e}") from None
             if st.text_tokens is not None and st.text_tokens > ctx:
                 raise ValueError(f"stages[{i}].text_tokens={st.text_tokens} exceeds the context length {ctx}")
         fixed = [s.samples for s in self.stages[:-1]]

@@ -3,8 +3,10 @@
 - ``truncate``: the first K tokens (CLIPA's default and best).
 - ``random``: K of the caption's tokens chosen at random, order kept.
 - ``block``: a random contiguous span of K tokens.
-A caption with at most K tokens is kept whole (and padded). ``syntax`` needs part-of-speech
-tags of the raw caption; it is not available yet and is refused by the run config.
+- ``syntax``: nouns, then adjectives, then verbs (text/syntax.py). Tagging needs the raw
+  caption, so the words are chosen in the data stream before tokenization, within K tokens;
+  here it is a truncate that only cuts what the tokenizer's word pieces overran.
+A caption with at most K tokens is kept whole (and padded).
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def block_keep(tokens: torch.Tensor, k: int, generator: torch.Generator) -> torc
 def reduce_text(tokens: torch.Tensor, k: int, method: str, generator: torch.Generator) -> torch.Tensor:
     if k >= tokens.shape[1]:
         return tokens
-    if method == "truncate":
+    if method in ("truncate", "syntax"):
         return truncate(tokens, k)
     if method == "random":
         return random_keep(tokens, k, generator)

@@ -52,11 +52,21 @@ def _tokenizer(path: str):
 
 
 def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_length: int,
-                 block_rows: int, counter_name: str) -> Iterator[dict]:
-    """Ray Data UDF over a batch of one shard path: yields decoded, tokenized blocks."""
+                 block_rows: int, counter_name: str, keep_rates: dict | None = None,
+                 filter_seed: int = 0, syntax_tokens: int | None = None) -> Iterator[dict]:
+    """Ray Data UDF over a batch of one shard path: yields decoded, tokenized blocks.
+
+    ``keep_rates`` (language -> keep probability, see train/language_mix.py) selects the run's
+    language mix; ``syntax_tokens`` applies the syntax text reduction to the raw caption (it
+    needs words, which only exist before tokenization)."""
     from clipscale.data.images import ImageDecodeError, decode_image
+    from clipscale.text.syntax import syntax_reduce
+    from clipscale.train.language_mix import keeps
 
     tok = _tokenizer(tokenizer_path)
+
+    def piece_counts(words: list[str]) -> list[int]:
+        return [len(ids) for ids in tok.sp.EncodeAsIds(words)]
     skipped: collections.Counter = collections.Counter()
     for path in batch["path"]:
         keys, images, texts = [], [], []
@@ -75,6 +85,9 @@ def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_l
                 if not s.text.strip():
                     skipped["empty_caption"] += 1
                     continue
+                language = s.meta.get("language", "unknown")
+                if keep_rates is not None and not keeps(s.key, keep_rates.get(language, 0.0), filter_seed):
+                    continue  # outside the run's language mix: not a bad sample, not counted
                 try:
                     img = decode_image(s.image, image_size)
                 except ImageDecodeError:
@@ -82,7 +95,8 @@ def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_l
                     continue
                 keys.append(s.key)
                 images.append(img)
-                texts.append(s.text)
+                texts.append(s.text if syntax_tokens is None else
+                             syntax_reduce(s.text, language, syntax_tokens - 2, piece_counts))
                 if len(keys) == block_rows:
                     yield flush()
         except ShardError:
@@ -95,7 +109,9 @@ def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_l
 
 
 def train_dataset(shards: list[str], *, tokenizer_path: str, image_size: int, context_length: int,
-                  counter_name: str, read_parallelism: int, block_rows: int = 256):
+                  counter_name: str, read_parallelism: int, block_rows: int = 256,
+                  keep_rates: dict | None = None, filter_seed: int = 0,
+                  syntax_tokens: int | None = None):
     """A lazy Ray Dataset of decoded training rows. Order is deterministic (``preserve_order``
     is set by the launcher), so a resumed run sees the same batches as an uninterrupted one."""
     ds = ray.data.from_items([{"path": p} for p in shards], override_num_blocks=len(shards))
@@ -104,7 +120,8 @@ def train_dataset(shards: list[str], *, tokenizer_path: str, image_size: int, co
         batch_size=1,
         fn_kwargs=dict(tokenizer_path=tokenizer_path, image_size=image_size,
                        context_length=context_length, block_rows=block_rows,
-                       counter_name=counter_name),
+                       counter_name=counter_name, keep_rates=keep_rates,
+                       filter_seed=filter_seed, syntax_tokens=syntax_tokens),
         compute=ray.data.TaskPoolStrategy(size=read_parallelism),
         num_cpus=0.25,  # decoding is light at these sizes; leaves CPU for the train workers
     )

@@ -41,7 +41,7 @@ def init_ray(use_gpu: bool, num_cpus: int | None = None) -> None:
 
 
 def data_summary(shards: list[str], limit: int) -> tuple[list[str], dict]:
-    """Read up to ``limit`` captions (for the tokenizer) and the language mix of what was read."""
+    """Read up to ``limit`` captions (for the tokenizer) and the caption count per language."""
     captions, langs = [], Counter()
     for path in shards:
         for s in iter_shard(path):
@@ -54,8 +54,22 @@ def data_summary(shards: list[str], limit: int) -> tuple[list[str], dict]:
             break
     if not captions:
         raise ShardError(shards[0], "no readable caption in the training shards")
-    total = sum(langs.values())
-    return captions, {"languages": ",".join(sorted(langs)), "english_share": langs.get("en", 0) / total}
+    return captions, dict(langs)
+
+
+def run_mix(cfg: RunConfig, pool_counts: dict) -> tuple[dict | None, dict]:
+    """The run's keep rate per language and the mix its rows report: the pool's measured mix,
+    or the expected mix after the ``data.languages`` / ``data.english_share`` filter."""
+    from clipscale.train.language_mix import keep_rates, mix_after
+
+    rates = None
+    if cfg.data.languages is not None or cfg.data.english_share is not None:
+        try:
+            rates = keep_rates(pool_counts, cfg.data.languages, cfg.data.english_share)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    shares = mix_after(pool_counts, rates or {})
+    return rates, {"languages": ",".join(sorted(shares)), "english_share": shares.get("en", 0.0)}
 
 
 def prepare_tokenizer(cfg: RunConfig, captions: list[str]) -> str:
@@ -96,11 +110,12 @@ def prepare(cfg: RunConfig, resume: bool = False) -> dict:
     if info_file.exists():
         info = json.loads(info_file.read_text())
     else:
-        captions, mix = data_summary(shards, cfg.tokenizer.train_samples)
+        captions, pool_counts = data_summary(shards, cfg.tokenizer.train_samples)
+        rates, mix = run_mix(cfg, pool_counts)
         tok_path = prepare_tokenizer(cfg, captions)
         from clipscale.text.tokenizer import load_tokenizer
         info = {"run_id": cfg.name, "tokenizer_path": tok_path,
-                "vocab_size": load_tokenizer(tok_path).vocab_size, **mix}
+                "vocab_size": load_tokenizer(tok_path).vocab_size, "keep_rates": rates, **mix}
         (cfg.run_dir / "run_config.json").write_text(cfg.model_dump_json(indent=1))
         info_file.write_text(json.dumps(info, indent=1))
     if not Path(info["tokenizer_path"]).is_file():
@@ -128,7 +143,9 @@ def build_trainer(cfg: RunConfig, info: dict, callbacks: list | None = None):
     datasets = {f"train_{i}": train_dataset(info["shards"], tokenizer_path=info["tokenizer_path"],
                                             image_size=st.image_size, context_length=ctx,
                                             counter_name=info["counter_name"],
-                                            read_parallelism=cfg.data.read_parallelism)
+                                            read_parallelism=cfg.data.read_parallelism,
+                                            keep_rates=info.get("keep_rates"), filter_seed=cfg.train.seed,
+                                            syntax_tokens=(st.text_tokens or ctx) if st.text_reduction == "syntax" else None)
                 for i, st in enumerate(cfg.stages)}
     worker_info = {k: v for k, v in info.items() if k != "shards"}
     return TorchTrainer(

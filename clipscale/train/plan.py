@@ -36,7 +36,9 @@ def plan_run(cfg: RunConfig) -> list[StagePlan]:
         grid = stage.image_size // spec.image.patch_size
         image_tokens = kept_patches(grid, stage)
         text_tokens = stage.text_tokens or ctx
-        f = float(train_flops_per_sample(spec, image_tokens=image_tokens, text_tokens=text_tokens))
+        # A mask drops tokens after the patch embedding: the convolution still embeds every patch.
+        f = float(train_flops_per_sample(spec, image_tokens=image_tokens, text_tokens=text_tokens,
+                                         embedded_patches=grid * grid))
         plans.append(StagePlan(i, samples, stage.image_size, grid, image_tokens, text_tokens, f, f * samples))
     return plans
 

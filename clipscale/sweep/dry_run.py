@@ -1,0 +1,163 @@
+"""``clipscale sweep --dry-run``: the trial table (params, tokens, FLOPs, compute, estimated time)
+and the concurrency the cluster allows, without starting a trial.
+
+The time estimate is stated, not hidden: a trial takes
+``compute / (devices x FLOP/s per device x utilisation) + start-up``, where FLOP/s per device is
+measured here with a dense matmul (one CPU core in fp32, or one GPU in bf16) unless given, the
+utilisation is an assumption (default 0.3; small models on CPU reach less), and start-up is the
+measured cost of starting a 2-worker Ray Train run (about 30 s on a CPU node). The sweep's time is
+the trials' times packed onto ``concurrency`` slots in order.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+from clipscale.config import RunConfig
+from clipscale.sweep.expand import Trial
+from clipscale.train.plan import model_spec, plan_run
+
+DATA_CPUS_PER_READER = 0.25  # clipscale.train.data: num_cpus of each decoding task
+ASSUMED_GPU_FLOPS = 989e12   # H100 SXM dense bf16 peak, for specs that need GPUs this cluster lacks
+
+
+@dataclass(frozen=True)
+class TrialEstimate:
+    trial: Trial
+    params: int
+    stages: str                 # per stage: px/image tokens/text tokens/reductions
+    flops_per_sample: float     # sample-weighted mean over stages
+    compute: float
+    seconds: float
+
+
+def trial_resources(cfg: RunConfig, use_gpu: bool) -> dict[str, float]:
+    """What one trial holds while it runs: its train workers and its decoding tasks."""
+    need = {"CPU": cfg.train.num_workers * cfg.train.cpus_per_worker
+            + cfg.data.read_parallelism * DATA_CPUS_PER_READER}
+    if use_gpu:
+        need["GPU"] = float(cfg.train.num_workers)
+    return need
+
+
+def concurrency(available: dict[str, float], need: dict[str, float], n_trials: int,
+                cap: int | None = None) -> int:
+    """Trials that fit at once: the scarcest resource decides; at least 1, at most the trials."""
+    fits = min((math.floor(available.get(k, 0.0) / v + 1e-9) for k, v in need.items() if v > 0),
+               default=n_trials)
+    return max(1, min(fits, n_trials, cap or n_trials))
+
+
+def local_resources() -> dict[str, float]:
+    """Resources of the cluster ``clipscale sweep`` would use, without starting one: the Ray
+    cluster in RAY_ADDRESS, or the local node as ``init_ray`` declares it."""
+    if os.environ.get("RAY_ADDRESS"):
+        import ray
+        ray.init(address=os.environ["RAY_ADDRESS"], ignore_reinit_error=True)
+        res = ray.cluster_resources()
+        return {"CPU": res.get("CPU", 0.0), "GPU": res.get("GPU", 0.0)}
+    import torch
+    return {"CPU": float(max(4, os.cpu_count() or 1)), "GPU": float(torch.cuda.device_count())}
+
+
+def measure_flops_per_s(gpu: bool, seconds: float = 0.5) -> float:
+    """Dense matmul FLOP/s of one device: one CPU core (fp32) or one GPU (bf16)."""
+    import torch
+
+    if gpu:
+        n, dev, dtype = 8192, "cuda", torch.bfloat16
+    else:
+        n, dev, dtype = 1024, "cpu", torch.float32
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = torch.randn(n, n, device=dev, dtype=dtype)
+        b = torch.randn(n, n, device=dev, dtype=dtype)
+        a @ b
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            a @ b
+            reps += 1
+        if gpu:
+            torch.cuda.synchronize()
+        return 2 * n ** 3 * reps / (time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def estimate(trial: Trial, cfg: RunConfig, device_flops: float, use_gpu: bool,
+             utilisation: float, startup_s: float) -> TrialEstimate:
+    from clipscale.models.flops import param_counts
+
+    plans = plan_run(cfg)
+    compute = sum(p.compute for p in plans)
+    devices = cfg.train.num_workers if use_gpu else cfg.train.num_workers * cfg.train.cpus_per_worker
+    seconds = compute / (devices * device_flops * utilisation) + startup_s
+    stages = " | ".join(
+        f"{p.image_size}px {p.image_tokens}img/{p.text_tokens}txt "
+        f"{st.image_reduction}/{st.text_reduction} x{p.samples:,}"
+        for p, st in zip(plans, cfg.stages))
+    return TrialEstimate(trial, param_counts(model_spec(cfg))["total"], stages,
+                         compute / cfg.train.samples_seen, compute, seconds)
+
+
+def schedule_seconds(durations: list[float], slots: int) -> float:
+    """Wall time of running ``durations`` in order on ``slots`` parallel slots (greedy)."""
+    free = [0.0] * max(1, slots)
+    for d in durations:
+        i = free.index(min(free))
+        free[i] += d
+    return max(free) if durations else 0.0
+
+
+def human_time(s: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s / size:,.1f} {unit}"
+    return f"{s:.0f} s"
+
+
+def format_table(estimates: list[TrialEstimate]) -> str:
+    axes = list(dict.fromkeys(k for e in estimates for k in e.trial.params))
+    head = ["trial", *axes, "params", "stages", "GFLOPs/sample", "compute (FLOPs)", "est. time"]
+    rows = [[e.trial.id, *[str(e.trial.params.get(a, "")) for a in axes], f"{e.params / 1e6:.2f}M",
+             e.stages, f"{e.flops_per_sample / 1e9:.4g}", f"{e.compute:.3e}", human_time(e.seconds)]
+            for e in estimates]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def dry_run(name: str, trials: list[tuple[Trial, RunConfig]], flops_per_s: float | None = None,
+            utilisation: float = 0.3, startup_s: float = 30.0, cap: int | None = None,
+            resources: dict[str, float] | None = None) -> tuple[str, dict]:
+    """The printed report and its figures (for tests and the CLI)."""
+    resources = resources or local_resources()
+    cfg0 = trials[0][1]
+    use_gpu = resources.get("GPU", 0) > 0 if cfg0.train.use_gpu == "auto" else bool(cfg0.train.use_gpu)
+    missing_gpus = use_gpu and resources.get("GPU", 0) == 0
+    if flops_per_s is not None:
+        device_flops, source = flops_per_s, "given"
+    elif missing_gpus:
+        # Nothing to measure here: assume the GPU a cluster-scale spec is written for.
+        device_flops, source = ASSUMED_GPU_FLOPS, "assumed (H100 bf16 dense peak; no GPU here)"
+    else:
+        device_flops, source = measure_flops_per_s(use_gpu), "measured here"
+    est = [estimate(t, c, device_flops, use_gpu, utilisation, startup_s) for t, c in trials]
+    slots = concurrency(resources, trial_resources(cfg0, use_gpu), len(trials), cap)
+    total = schedule_seconds([e.seconds for e in est], slots)
+    device = "GPU (bf16)" if use_gpu else "CPU core (fp32)"
+    header = (f"sweep {name}: {len(trials)} trials; cluster {resources}; {slots} concurrent\n"
+              f"estimated time = compute / (devices x {device_flops / 1e9:,.1f} GFLOP/s per {device}, "
+              f"{source} x {utilisation:.0%} assumed utilisation) "
+              f"+ {startup_s:.0f} s start-up per trial")
+    if missing_gpus:
+        header += (f"\nthis cluster has no GPU; each trial asks for {cfg0.train.num_workers} GPU workers: "
+                   "times are for a cluster that has them")
+    footer = (f"total compute {sum(e.compute for e in est):.3e} FLOPs; "
+              f"estimated sweep time {human_time(total)} on this cluster")
+    figures = {"trials": est, "concurrency": slots, "total_seconds": total, "device_flops": device_flops}
+    return "\n".join([header, "", format_table(est), "", footer]), figures
