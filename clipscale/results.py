@@ -12,11 +12,12 @@ Metric columns are wide, one per metric and language: ``zeroshot_top1_<lang>``,
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
+
+from clipscale.atomic import atomic_path
 
 # Columns every row has, in this order; metric columns follow, sorted.
 ID_COLUMNS = [
@@ -43,16 +44,8 @@ ID_COLUMNS = [
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def append_rows(table_dir: str | os.PathLike, rows: Iterable[dict]) -> Path:

@@ -8,13 +8,8 @@ from clipscale.models.patch_masks import block_mask, block_shape, grid_mask, gri
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Run on one intra-op thread: on a shared 2-core machine torch's default of one thread per core
-    spin-waits against other processes and was measured 25x slower in wall time."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test here runs on one intra-op thread (see conftest.one_thread)."""
 
 
 def _gen(seed=0):

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from clipscale.curation.matching import is_punctuation, is_unspaced_script, wrap_punctuation
+from clipscale.atomic import atomic_path
+from clipscale.curation.matching import (
+    is_punctuation,
+    is_unspaced_script,
+    wrap_punctuation,
+)
 
 # Numbers 0-99 are entries in every language (Meta CLIP).
 NUMBERS = tuple(str(i) for i in range(100))
@@ -80,10 +84,8 @@ def write_metadata(folder: str | os.PathLike, language: str, entries: Iterable[s
     folder.mkdir(parents=True, exist_ok=True)
     entries = [e for e in entries if "\n" not in e and "\r" not in e]
     path = folder / f"{language}.txt"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(entries) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("\n".join(entries) + "\n", encoding="utf-8")
     return path
 
 

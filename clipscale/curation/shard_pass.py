@@ -8,8 +8,6 @@ order gives the pool's counts exactly.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable
@@ -18,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clipscale.atomic import atomic_path
 from clipscale.curation.balance import keep_probability
 from clipscale.curation.lid import LanguageIdentifier, caption_language
 from clipscale.curation.matching import build_automaton, match_entries
@@ -43,24 +42,13 @@ def image_captions(text: str | None, meta: dict, captions_field: str) -> list[st
 
 
 def write_table_atomic(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_json_atomic(path: Path, data, indent: int | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, ensure_ascii=False, sort_keys=indent is None, indent=indent)
-    os.replace(tmp, path)
 
 
 class CaptionMatcher:

@@ -14,10 +14,11 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from clipscale.atomic import atomic_path
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SHARD_SUFFIXES = (".tar", ".parquet")
@@ -145,24 +146,15 @@ def sample_members(s: Sample) -> dict[str, bytes]:
 def write_tar(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
     """Write samples to ``path`` atomically (temp file in the same folder, then rename), so a
     crash never leaves a half shard that a re-run would take as finished. Returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     n = 0
-    try:
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
-            for s in samples:
-                for ext, data in sample_members(s).items():
-                    info = tarfile.TarInfo(f"{s.key}.{ext}")
-                    info.size = len(data)
-                    info.mtime = 0  # byte-identical shards for identical input
-                    tar.addfile(info, io.BytesIO(data))
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, tarfile.open(tmp, mode="w") as tar:
+        for s in samples:
+            for ext, data in sample_members(s).items():
+                info = tarfile.TarInfo(f"{s.key}.{ext}")
+                info.size = len(data)
+                info.mtime = 0  # byte-identical shards for identical input
+                tar.addfile(info, io.BytesIO(data))
+            n += 1
     return n
 
 
@@ -186,15 +178,8 @@ def write_parquet(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
     schema = pa.schema([("key", pa.string()), ("image", pa.binary()), ("image_ext", pa.string()),
                         ("caption", pa.string()), ("json", pa.string()), ("language", pa.string())])
     table = pa.table(rows, schema=schema)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return table.num_rows
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -77,12 +76,11 @@ def train_tokenizer(source, out_path: str | os.PathLike, vocab_size: int = 4096,
         pad_piece="<pad>", unk_piece="<unk>", bos_piece="<sot>", eos_piece="<eot>",
         num_threads=num_threads, input_sentence_size=0, shuffle_input_sentence=False,
         minloglevel=2)
+    from clipscale.atomic import atomic_path
+
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(model.getvalue())
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        Path(tmp).write_bytes(model.getvalue())
     return out
 
 
