@@ -137,7 +137,10 @@ def build_trainer(cfg: RunConfig, info: dict, callbacks: list | None = None):
 
     use_gpu = torch.cuda.is_available() if cfg.train.use_gpu == "auto" else bool(cfg.train.use_gpu)
     # Deterministic order through read, decode and the split: a resumed run replays the same batches.
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    data_ctx = ray.data.DataContext.get_current()
+    data_ctx.execution_options.preserve_order = True
+    # The split coordinator's bars interleave with the workers' log lines; the loop prints progress.
+    data_ctx.enable_progress_bars = False
     skip_counter(info["counter_name"])
     ctx = model_spec(cfg).text.context_length
     datasets = {f"train_{i}": train_dataset(info["shards"], tokenizer_path=info["tokenizer_path"],
