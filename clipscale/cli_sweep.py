@@ -18,6 +18,8 @@ def register(sub) -> None:
                    help="dry run: FLOP/s per device to assume (default: measured with a matmul here)")
     p.add_argument("--utilisation", type=float, default=0.3,
                    help="dry run: assumed share of that FLOP/s a training step reaches (default 0.3)")
+    p.add_argument("--max-concurrent-trials", type=int, default=None,
+                   help="cap on trials at once (default: the sweep file's, else what the cluster's resources allow)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a field of the base run (repeatable)")
     p.set_defaults(func=run, accepts_overrides=True)
@@ -27,16 +29,17 @@ def run(args: argparse.Namespace) -> int:
     from clipscale.sweep.expand import load_trials
 
     sweep, root, trials = load_trials(args.config, args.overrides)
+    cap = args.max_concurrent_trials or sweep.max_concurrent_trials
     if args.dry_run:
         from clipscale.sweep.dry_run import dry_run
 
         text, _ = dry_run(sweep.name, trials, flops_per_s=args.flops_per_s,
-                          utilisation=args.utilisation, cap=sweep.max_concurrent_trials)
+                          utilisation=args.utilisation, cap=cap)
         print(text)
         return 0
     from clipscale.sweep.tune import launch
 
-    summary = launch(sweep.name, root, trials, resume=args.resume, cap=sweep.max_concurrent_trials)
+    summary = launch(sweep.name, root, trials, resume=args.resume, cap=cap)
     print(f"clipscale sweep {sweep.name}: {len(summary['ran'])} trials run, "
           f"{len(summary['skipped_finished'])} already finished; results table {summary['results']}; "
           f"sweep folder {summary['sweep_dir']}")

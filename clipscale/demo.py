@@ -1,15 +1,16 @@
 """``clipscale demo``: the main job on the built-in emoji world, end to end on one machine.
 
-pool -> curation -> tokenizer -> training (the tiny config, 2 Ray Train workers, ZeRO-2)
--> scaling figures. Each step skips work an earlier demo in the same folder finished, so an
-interrupted demo continues where it stopped.
+pool -> curation -> tokenizer -> the demo sweep (sweeps/demo.yaml: model size x image tokens x
+English share, each trial a 2-worker Ray Train run on Ray Tune) -> scaling figures. Each step
+skips work an earlier demo in the same folder finished, so an interrupted demo continues where
+it stopped (the sweep resumes: finished trials are kept, interrupted ones continue).
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REPO_SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 
 
 def step(title: str):
@@ -17,17 +18,17 @@ def step(title: str):
     return time.time()
 
 
-def run_demo(out: Path, num_samples: int = 40_000, samples_seen: int = 61_440,
-             model: str = "tiny", workers: int = 2) -> dict:
+def run_demo(out: Path, num_samples: int = 20_000, sweep_file: Path = REPO_SWEEPS / "demo.yaml") -> dict:
     from analysis.figures import make_all
-    from clipscale.config import load_run_config
     from clipscale.curation.config import CurationConfig
     from clipscale.curation.job import run_curation
     from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
+    from clipscale.sweep.expand import load_trials
+    from clipscale.sweep.tune import launch
     from clipscale.text.tokenizer import train_tokenizer
-    from clipscale.train.launch import train
 
     out = out.resolve()
+    t_demo = time.time()
     outputs: dict[str, Path] = {}
     t0 = step(f"1/5 emoji-world pool: {num_samples} image-caption pairs in 14 languages")
     pool = out / "emoji-world"
@@ -51,21 +52,24 @@ def run_demo(out: Path, num_samples: int = 40_000, samples_seen: int = 61_440,
     outputs["tokenizer"] = tok
     print(f"   done in {time.time() - t0:.0f}s")
 
-    t0 = step(f"4/5 training: {model}, {samples_seen} samples seen, {workers} Ray Train workers, DeepSpeed ZeRO-2")
-    cfg = load_run_config(REPO_CONFIGS / "tiny.yaml", [
-        f"name=demo-{model}", f"output_dir={out / 'runs'}", f"data.train_shards={curated / 'shards'}",
-        f"tokenizer.path={tok}", f"eval.eval_dir={pool / 'eval'}", f"model.name={model}",
-        f"train.samples_seen={samples_seen}", f"train.num_workers={workers}"])
-    resume = (cfg.run_dir / "run_info.json").exists()
-    result = train(cfg, resume=resume)
-    if result.error:
-        raise RuntimeError(f"training failed: {result.error}")
-    outputs["results table"] = cfg.table_dir
-    outputs["W&B offline run"] = cfg.run_dir / "wandb"
-    print(f"   done in {time.time() - t0:.0f}s")
+    sweep, root, trials = load_trials(sweep_file, [
+        f"output_dir={out / 'runs'}", f"data.train_shards={curated / 'shards'}",
+        f"tokenizer.path={tok}", f"eval.eval_dir={pool / 'eval'}"])
+    t0 = step(f"4/5 sweep {sweep.name}: {len(trials)} trials ({', '.join(sweep.axes)}) on Ray Tune, "
+              "each a 2-worker Ray Train run with DeepSpeed ZeRO-2")
+    summary = launch(sweep.name, root, trials, resume=(root / "sweep.json").exists(),
+                     cap=sweep.max_concurrent_trials)
+    if summary["errors"]:
+        raise RuntimeError(f"demo sweep: trials failed: {summary['errors']}")
+    table = trials[0][1].table_dir
+    outputs["results table"] = table
+    outputs["sweep folder"] = root
+    outputs["W&B offline runs"] = root / "<trial>" / "wandb"
+    print(f"   {len(summary['ran'])} trials run, {len(summary['skipped_finished'])} already finished, "
+          f"in {time.time() - t0:.0f}s")
 
     t0 = step("5/5 analysis: figures and report from the results table")
-    figures = make_all(cfg.table_dir, out / "figures")
+    figures = make_all(table, out / "figures")
     outputs["figures"] = out / "figures"
     print(f"   {len(figures)} files in {time.time() - t0:.0f}s")
-    return {"outputs": outputs, "curation": report}
+    return {"outputs": outputs, "curation": report, "wall_s": time.time() - t_demo}

@@ -122,3 +122,39 @@ def test_language_mix_rates_hit_the_target_share():
     draws = [keeps(f"k{i}", 0.3, seed=7) for i in range(20000)]
     assert draws == [keeps(f"k{i}", 0.3, seed=7) for i in range(20000)]
     assert sum(draws) / len(draws) == pytest.approx(0.3, abs=0.01)
+
+
+def test_decode_step_applies_language_filter_and_syntax(tmp_path):
+    """The Ray Data decode UDF on a real emoji-world shard: only the run's languages pass, and
+    syntax-reduced captions fit the stage's text tokens."""
+    from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
+    from clipscale.data.shards import iter_shard, list_shards
+    from clipscale.text.tokenizer import load_tokenizer, train_tokenizer
+    from clipscale.train.data import decode_shard
+
+    generate_pool(EmojiWorldConfig(num_samples=400, samples_per_shard=400, num_concepts=20,
+                                   eval_num_classes=2, eval_images_per_class=1, eval_retrieval_pairs=2),
+                  tmp_path / "w", progress=False)
+    (shard,) = list_shards(str(tmp_path / "w" / "pool"))
+    samples = list(iter_shard(shard))
+    language = {s.key: s.meta["language"] for s in samples}
+    tok_path = tmp_path / "tok.model"
+    train_tokenizer([s.text for s in samples], tok_path, vocab_size=512)
+    kw = dict(tokenizer_path=str(tok_path), image_size=16, context_length=32, block_rows=1000,
+              counter_name="unused")
+    full = next(decode_shard({"path": [shard]}, **kw))
+    only = next(decode_shard({"path": [shard]}, **kw, keep_rates={"en": 1.0, "fr": 1.0}))
+    assert {language[k] for k in only["key"]} == {"en", "fr"}
+    assert len(only["key"]) == sum(language[k] in ("en", "fr") for k in full["key"])
+    reduced = next(decode_shard({"path": [shard]}, **kw, syntax_tokens=6))
+    assert len(reduced["key"]) == len(full["key"])
+    tok = load_tokenizer(tok_path)
+    lengths = (reduced["tokens"] != 0).sum(1)
+    english = [i for i, k in enumerate(reduced["key"]) if language[k] == "en"]
+    assert english and (lengths < (full["tokens"] != 0).sum(1)).any()
+    for i in english:
+        text = tok.sp.DecodeIds([int(t) for t in reduced["tokens"][i] if t > 3])
+        # SOT + at most 4 pieces + EOT, unless the first kept word alone is longer (the
+        # worker's truncate then cuts it); function words are gone
+        assert lengths[i] <= 6 or len(text.split()) == 1
+        assert not {"a", "an", "the", "on", "with", "of"} & set(text.split())
