@@ -118,13 +118,9 @@ class _SampleActor:
 
 def init_ray(num_cpus: int | None = None) -> None:
     """Start a local Ray (or reuse the running one / a cluster named by RAY_ADDRESS)."""
-    import ray
+    from clipscale.ray_setup import init_ray as start
 
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
-             configure_logging=True)
+    start(use_gpu=False, num_cpus=num_cpus)
 
 
 def _run_pass(actor_cls, shards: list[str], kwargs: dict, cfg: CurationConfig, desc: str,

@@ -4,40 +4,12 @@ before a worker starts."""
 from __future__ import annotations
 
 import json
-import logging
-import os
 from collections import Counter
 from pathlib import Path
 
 from clipscale.config import ConfigError, RunConfig
 from clipscale.data.shards import ShardError, iter_shard, list_shards
-
-
-def ray_env(use_gpu: bool) -> dict:
-    env = {"RAY_DEDUP_LOGS": "0", "TOKENIZERS_PARALLELISM": "false"}
-    if not use_gpu:
-        env["DS_ACCELERATOR"] = "cpu"  # DeepSpeed's CPU accelerator: gloo, fp32
-    return env
-
-
-def init_ray(use_gpu: bool, num_cpus: int | None = None) -> None:
-    """Connect to the cluster in RAY_ADDRESS, or start a local one. Locally we declare at least
-    4 logical CPUs: with fewer, train workers can take every CPU and Ray Data's read tasks never
-    get one (the stream then hangs)."""
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    for k, v in ray_env(use_gpu).items():
-        os.environ.setdefault(k, v)
-    # Train V2's placement-group cleaner logs a State-API error every second without a dashboard.
-    logging.getLogger("ray.train.v2._internal.execution.worker_group.placement_group_cleaner").setLevel(logging.CRITICAL)
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(runtime_env={"env_vars": ray_env(use_gpu)}, log_to_driver=True)
-    else:
-        ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
-                 runtime_env={"env_vars": ray_env(use_gpu)}, log_to_driver=True)
+from clipscale.ray_setup import init_ray  # noqa: F401  (part of this module's API)
 
 
 def data_summary(shards: list[str], limit: int) -> tuple[list[str], dict]:

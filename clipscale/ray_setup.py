@@ -1,0 +1,42 @@
+"""Starting (or joining) Ray: one place for the settings every clipscale job needs."""
+from __future__ import annotations
+
+import logging
+import os
+
+# Train V2's placement-group cleaner logs a State-API failure every second when the dashboard is
+# off; it is noise, not a fault. It runs in its own actor, so the level is set in every worker.
+NOISY_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+
+
+def quiet_noisy_loggers() -> None:
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def ray_env(use_gpu: bool) -> dict:
+    env = {"RAY_DEDUP_LOGS": "0", "TOKENIZERS_PARALLELISM": "false"}
+    if not use_gpu:
+        env["DS_ACCELERATOR"] = "cpu"  # DeepSpeed's CPU accelerator: gloo, fp32
+    return env
+
+
+def init_ray(use_gpu: bool = False, num_cpus: int | None = None) -> None:
+    """Join the cluster named by RAY_ADDRESS, or start a local one. Locally at least 4 logical
+    CPUs are declared: with fewer, train workers or curation actors can take every CPU and Ray
+    Data's read tasks never get one (the stream then hangs)."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # Ray 2.60 writes an auth token otherwise
+    for k, v in ray_env(use_gpu).items():
+        os.environ.setdefault(k, v)
+    quiet_noisy_loggers()
+    if ray.is_initialized():
+        return
+    runtime_env = {"env_vars": ray_env(use_gpu),
+                   "worker_process_setup_hook": "clipscale.ray_setup.quiet_noisy_loggers"}
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(runtime_env=runtime_env, logging_level=logging.WARNING)
+    else:
+        ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
+                 runtime_env=runtime_env, logging_level=logging.WARNING)
