@@ -1,0 +1,1 @@
+"""Text: SentencePiece tokenizer and CLIPA text token reduction."""
