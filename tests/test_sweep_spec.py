@@ -31,7 +31,10 @@ def test_grid_expands_every_combination_with_stable_ids(tmp_path):
     assert params[0] == {"model": "tiny-s", "image_tokens": 4, "text_tokens": 8, "english_share": 0.5}
     assert params[-1] == {"model": "tiny", "image_tokens": 16, "text_tokens": 16, "english_share": 0.5}
     assert len({t.id for t, _ in trials}) == 8
-    assert [t.id for t in expand(sweep)] == [t.id for t, _ in trials]   # ids are stable
+    base = {**BASE, "output_dir": "out"}
+    assert [t.id for t in expand(sweep, base)] == [t.id for t, _ in trials]   # ids are stable
+    edited = {**base, "train": {**BASE["train"], "lr": 1e-4}}
+    assert not {t.id for t in expand(sweep, edited)} & {t.id for t, _ in trials}  # a new base: new trials
     for trial, cfg in trials:
         assert cfg.name == trial.id and cfg.sweep == "s" and cfg.logging.group == "s"
         assert cfg.model.name == trial.params["model"]

@@ -1,8 +1,8 @@
 """Sweep -> trials: the grid (or listed points) as trial ids and per-trial run configs.
 
-A trial id is ``<sweep>-<index>-<hash of its parameters>``: stable across re-runs of the same
-file, so ``--resume`` finds each trial's run folder and rows, and a trial whose parameters were
-edited gets a new id instead of reusing another trial's results.
+A trial id is ``<sweep>-<index>-<hash of its parameters and the base run>``: stable across
+re-runs of the same file, so ``--resume`` finds each trial's run folder and rows, and a trial
+whose parameters or base were edited gets a new id instead of reusing another trial's results.
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ class Trial:
     params: dict[str, Any]   # axis -> value, as written in the sweep file
 
 
-def expand(sweep: SweepConfig) -> list[Trial]:
-    """Every trial of the sweep, in file order (the last axis varies fastest)."""
+def expand(sweep: SweepConfig, base: dict | None = None) -> list[Trial]:
+    """Every trial of the sweep, in file order (the last axis varies fastest). The id's hash
+    covers the trial's parameters and the base run, so editing either makes new trials."""
     if sweep.mode == "grid":
         names = list(sweep.axes)
         points = [dict(zip(names, combo)) for combo in itertools.product(*sweep.axes.values())]
@@ -34,7 +35,7 @@ def expand(sweep: SweepConfig) -> list[Trial]:
         points = [dict(p) for p in sweep.points or []]
     trials = []
     for i, params in enumerate(points):
-        digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:6]
+        digest = hashlib.sha1(json.dumps([params, base], sort_keys=True, default=str).encode()).hexdigest()[:6]
         trials.append(Trial(f"{sweep.name}-{i:03d}-{digest}", params))
     return trials
 
@@ -111,7 +112,7 @@ def describe_axes(trial: Trial, message: str) -> str:
 def expand_configs(sweep: SweepConfig, base: dict, base_folder: Path,
                    source: str = "<sweep>") -> list[tuple[Trial, RunConfig]]:
     """Every trial with its validated run config; the first invalid trial raises ConfigError."""
-    return [(t, trial_config(sweep, t, base, base_folder, source)) for t in expand(sweep)]
+    return [(t, trial_config(sweep, t, base, base_folder, source)) for t in expand(sweep, base)]
 
 
 def load_trials(path, overrides: list[str] | None = None):
