@@ -71,9 +71,16 @@ def test_smoke_sweep_yields_one_finished_row_per_trial(interrupted_sweep):
     df = read_results(root / "results")
     assert sorted(df["run_id"]) == sorted(trials) and len(trials) == 2
     assert set(df["status"]) == {"finished"} and set(df["sweep"]) == {"smoke"}
-    assert sorted(df["image_tokens"]) == [4, 16] and set(df["samples_seen"]) == {1536}
-    assert (df["compute"] == 1536 * df["train_flops_per_sample"]).all()
-    assert df["train_flops_per_sample"].nunique() == 2
+    assert set(df["samples_seen"]) == {1536} and set(df["stages"]) == {2}
+    # stage 0 (swept by image_tokens) and the fine-tuning stage (32 px, 30% random masking)
+    assert sorted(df["stage0_image_tokens"]) == [4, 16] and set(df["stage0_text_tokens"]) == {8}
+    assert set(df["image_tokens"]) == {11} and set(df["stage1_image_tokens"]) == {11}
+    assert set(df["image_reduction"]) == {"random"} and set(df["text_tokens"]) == {16}
+    assert df["stage0_train_flops_per_sample"].nunique() == 2
+    for _, r in df.iterrows():
+        assert r["stage0_compute"] == 1024 * r["stage0_train_flops_per_sample"]
+        assert r["stage1_compute"] == 512 * r["stage1_train_flops_per_sample"]
+        assert r["compute"] == pytest.approx(r["stage0_compute"] + r["stage1_compute"])
     assert df["zeroshot_top1_mean"].between(0, 1).all()
     for trial in trials:  # each trial logged its own W&B run (offline), grouped by the sweep
         assert list((root / trial / "wandb").glob("offline-run-*/run-*.wandb"))

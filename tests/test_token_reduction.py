@@ -12,7 +12,7 @@ from clipscale.models.registry import get_spec
 from clipscale.text.syntax import ADJ, NOUN, OTHER, VERB, english_tag, select_words, syntax_reduce
 from clipscale.train.batches import make_batch
 from clipscale.train.language_mix import keep_rates, keeps, mix_after
-from clipscale.train.plan import plan_run
+from clipscale.train.plan import compute_by_stage, plan_run, stage_columns
 
 
 def run(stages, samples_seen=4096, model="tiny-s"):
@@ -77,6 +77,13 @@ def test_two_stage_schedule_flops_per_stage_and_total():
     assert second.train_flops_per_sample > train_flops_per_sample(spec, 19, 32)
     assert first.compute + second.compute == pytest.approx(
         3072 * first.train_flops_per_sample + 1024 * second.train_flops_per_sample)
+    # what the results rows carry, mid-run and at the end
+    plans = [first, second]
+    assert compute_by_stage(plans, 2048) == [2048 * first.train_flops_per_sample, 0.0]
+    assert compute_by_stage(plans, 3584) == [first.compute, 512 * second.train_flops_per_sample]
+    cols = stage_columns(plans, 4096)
+    assert cols["stages"] == 2 and cols["stage1_image_tokens"] == 19 and cols["stage0_text_tokens"] == 8
+    assert cols["stage0_compute"] + cols["stage1_compute"] == first.compute + second.compute
 
 
 def test_impossible_reductions_are_refused_with_the_field_named():

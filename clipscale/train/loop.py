@@ -16,7 +16,7 @@ from clipscale.results import append_rows, row_payload
 from clipscale.train import checkpoint as ckpt
 from clipscale.train.batches import make_batch
 from clipscale.train.engine import build_engine
-from clipscale.train.plan import plan_run
+from clipscale.train.plan import plan_run, stage_columns
 from clipscale.train.schedule import cosine_lr
 from clipscale.train.step import train_step
 
@@ -63,6 +63,7 @@ def results_row(cfg: RunConfig, info: dict, plan, state: ckpt.TrainState, metric
         "wall_time_s": state.wall_time_s, "status": status,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    row.update(stage_columns(plan, state.samples_seen))
     row.update(metrics)
     return row
 

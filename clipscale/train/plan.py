@@ -43,6 +43,27 @@ def plan_run(cfg: RunConfig) -> list[StagePlan]:
     return plans
 
 
+def compute_by_stage(plans: list[StagePlan], samples_seen: int) -> list[float]:
+    """Training FLOPs spent in each stage once ``samples_seen`` samples have been seen."""
+    out, start = [], 0
+    for p in plans:
+        out.append(min(max(samples_seen - start, 0), p.samples) * p.train_flops_per_sample)
+        start += p.samples
+    return out
+
+
+def stage_columns(plans: list[StagePlan], samples_seen: int) -> dict:
+    """Per-stage results-row columns: ``stage<i>_{samples,image_tokens,text_tokens,
+    train_flops_per_sample,compute}`` (the row's ``compute`` is their sum)."""
+    row = {"stages": len(plans)}
+    for p, c in zip(plans, compute_by_stage(plans, samples_seen)):
+        row.update({f"stage{p.index}_samples": p.samples, f"stage{p.index}_image_tokens": p.image_tokens,
+                    f"stage{p.index}_text_tokens": p.text_tokens,
+                    f"stage{p.index}_train_flops_per_sample": p.train_flops_per_sample,
+                    f"stage{p.index}_compute": c})
+    return row
+
+
 def model_spec(cfg: RunConfig, vocab_size: int | None = None):
     from clipscale.models.registry import get_spec
 
