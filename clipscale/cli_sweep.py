@@ -18,6 +18,8 @@ def register(sub) -> None:
                    help="dry run: FLOP/s per device to assume (default: measured with a matmul here)")
     p.add_argument("--utilisation", type=float, default=0.3,
                    help="dry run: assumed share of that FLOP/s a training step reaches (default 0.3)")
+    p.add_argument("--startup-s", type=float, default=75.0,
+                   help="dry run: seconds per trial outside the training loop (default 75, measured on a 2-core CPU node)")
     p.add_argument("--max-concurrent-trials", type=int, default=None,
                    help="cap on trials at once (default: the sweep file's, else what the cluster's resources allow)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         from clipscale.sweep.dry_run import dry_run
 
         text, _ = dry_run(sweep.name, trials, flops_per_s=args.flops_per_s,
-                          utilisation=args.utilisation, cap=cap)
+                          utilisation=args.utilisation, startup_s=args.startup_s, cap=cap)
         print(text)
         return 0
     from clipscale.sweep.tune import launch

@@ -4,9 +4,11 @@ and the concurrency the cluster allows, without starting a trial.
 The time estimate is stated, not hidden: a trial takes
 ``compute / (devices x FLOP/s per device x utilisation) + start-up``, where FLOP/s per device is
 measured here with a dense matmul (one CPU core in fp32, or one GPU in bf16) unless given, the
-utilisation is an assumption (default 0.3; small models on CPU reach less), and start-up is the
-measured cost of starting a 2-worker Ray Train run (about 30 s on a CPU node). The sweep's time is
-the trials' times packed onto ``concurrency`` slots in order.
+utilisation is an assumption (default 0.3), and start-up is the per-trial cost outside the
+training loop (default 75 s: measured by benchmarks/token_reduction.py on the demo sweep, 2
+concurrent 2-worker trials on a shared 2-core CPU node, 67-93 s each for prepare, Ray Train
+worker group, DeepSpeed init, Ray Data start and teardown). The sweep's time is the trials'
+times packed onto ``concurrency`` slots in order.
 """
 from __future__ import annotations
 
@@ -132,7 +134,7 @@ def format_table(estimates: list[TrialEstimate]) -> str:
 
 
 def dry_run(name: str, trials: list[tuple[Trial, RunConfig]], flops_per_s: float | None = None,
-            utilisation: float = 0.3, startup_s: float = 30.0, cap: int | None = None,
+            utilisation: float = 0.3, startup_s: float = 75.0, cap: int | None = None,
             resources: dict[str, float] | None = None) -> tuple[str, dict]:
     """The printed report and its figures (for tests and the CLI)."""
     resources = resources or local_resources()
