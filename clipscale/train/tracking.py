@@ -1,12 +1,17 @@
 """Weights & Biases on rank 0: online with an API key, offline without one, or disabled.
 
 Train V2's ``setup_wandb(rank_zero_only=True)`` does not restrict itself to rank 0, so the loop
-creates this only on rank 0. The run id is the clipscale run id, so a restarted worker group
-(or ``--resume``) continues the same W&B run instead of starting a new one.
+creates this only on rank 0.
+
+Restarts: online, the W&B run id is the clipscale run id, so a restarted worker group (or
+``--resume``) continues the same W&B run. Offline runs cannot be resumed by W&B, and the
+offline service of a killed process can hold its run id for a while ("run ID is in use"), so
+each offline attempt gets its own id, ``<run_id>-<start time>``, named and grouped as the run.
 """
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from clipscale.results import row_payload
@@ -28,9 +33,11 @@ class Tracker:
         import wandb
 
         run_dir.mkdir(parents=True, exist_ok=True)
+        online = self.mode == "online"
         self.run = wandb.init(
-            mode=self.mode, project=project, entity=entity, group=group, name=run_id, id=run_id,
-            resume="allow", dir=str(run_dir), config=config,
+            mode=self.mode, project=project, entity=entity, group=group, name=run_id,
+            id=run_id if online else f"{run_id}-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}",
+            resume="allow" if online else None, dir=str(run_dir), config={**config, "run_id": run_id},
             settings=wandb.Settings(console="off", x_disable_stats=True, silent=True),
         )
 
