@@ -155,10 +155,9 @@ def emoji_cldr_lexicon(language: str) -> list[str]:
     if language not in emoji.LANGUAGES:
         raise MetadataError(f"the emoji package has no CLDR names for '{language}' "
                             f"(it has {', '.join(emoji.LANGUAGES)})")
-    emoji.config.load_language()  # the package holds only English names until asked
-    names = [data[language].strip(":").replace("_", " ") for data in emoji.EMOJI_DATA.values()
-             if data.get("status") == emoji.STATUS["fully_qualified"] and data.get(language)]
-    return clean_entries(sorted(names), add_numbers=False)
+    from clipscale.data.emoji_text import cldr_names
+
+    return clean_entries(cldr_names(language), add_numbers=False)
 
 
 def bundled_lexicon_languages() -> list[str]:

@@ -183,19 +183,25 @@ def build_concepts(order: list[int], num: int) -> list[Concept]:
     return out
 
 
+def cldr_names(lang: str) -> list[str]:
+    """Every fully qualified emoji's CLDR name in ``lang`` (ZWJ sequences included), cleaned,
+    deduplicated and sorted: the emoji-world lexicon, also curation's bundled metadata."""
+    emoji.config.load_language()
+    return sorted({clean_name(d[lang]) for d in emoji.EMOJI_DATA.values()
+                   if d.get("status") == emoji.STATUS["fully_qualified"] and d.get(lang)})
+
+
 def write_lexicons(out_dir: str | os.PathLike, languages: list[str] | None = None) -> dict[str, str]:
     """One file per language, ``<lang>.txt``, one CLDR name per line (every fully qualified emoji
     with a name in that language, ZWJ sequences included, deduplicated, sorted) — bundled
     metadata for curation. Returns language -> path."""
-    emoji.config.load_language()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for lang in languages or LANGUAGES:
         if lang not in LANGUAGES:
             raise ValueError(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}")
-        names = sorted({clean_name(d[lang]) for d in emoji.EMOJI_DATA.values()
-                        if d.get("status") == emoji.STATUS["fully_qualified"] and lang in d})
+        names = cldr_names(lang)
         p = out_dir / f"{lang}.txt"
         p.write_text("".join(n + "\n" for n in names if n and "\n" not in n), encoding="utf-8")
         paths[lang] = str(p)
