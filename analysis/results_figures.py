@@ -123,6 +123,10 @@ def inverse_scaling_section(frame, out: Outputs, metric: str, tolerance: float) 
             short = shortest_token_length(table, axis, tolerance)
         except DegenerateInputError as err:
             out.report.skipped(f"Accuracy against {axis}", str(err))
+            # say on the figure why the panel is empty, rather than leave bare axes
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, f"{axis.replace('_', ' ')}: not analysed\n{err}", ha="center",
+                    va="center", wrap=True, fontsize=9, transform=ax.transAxes)
             continue
         draw_lines(ax, table, axis, "accuracy", "model", "{}")
         log_axes(ax, f"{axis.replace('_', ' ')} (after reduction)", metric, f"Accuracy against {axis}", log_y=False)
