@@ -97,7 +97,7 @@ def launch(name: str, root: Path, trials: list[tuple[Trial, RunConfig]], resume:
     from ray import tune
 
     from clipscale.sweep.dry_run import concurrency, trial_resources
-    from clipscale.train.launch import init_ray, torch_cuda_available
+    from clipscale.train.launch import init_ray, wants_gpu
 
     check_state(root, name, [t for t, _ in trials], resume)
     table_dir = trials[0][1].table_dir
@@ -109,7 +109,7 @@ def launch(name: str, root: Path, trials: list[tuple[Trial, RunConfig]], resume:
         return summary
     sweep_tokenizer(trials)
     cfg0 = pending[0][1]
-    use_gpu = torch_cuda_available() if cfg0.train.use_gpu == "auto" else bool(cfg0.train.use_gpu)
+    use_gpu = wants_gpu(cfg0)
     init_ray(use_gpu=use_gpu)
     res = ray.cluster_resources()
     slots = concurrency(res, trial_resources(cfg0, use_gpu), len(pending), cap)

@@ -99,7 +99,6 @@ def prepare(cfg: RunConfig, resume: bool = False) -> dict:
 
 def build_trainer(cfg: RunConfig, info: dict, callbacks: list | None = None):
     import ray.data
-    import torch
     from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -107,7 +106,7 @@ def build_trainer(cfg: RunConfig, info: dict, callbacks: list | None = None):
     from clipscale.train.loop import train_loop_per_worker
     from clipscale.train.plan import model_spec
 
-    use_gpu = torch.cuda.is_available() if cfg.train.use_gpu == "auto" else bool(cfg.train.use_gpu)
+    use_gpu = wants_gpu(cfg)
     # Deterministic order through read, decode and the split: a resumed run replays the same batches.
     data_ctx = ray.data.DataContext.get_current()
     data_ctx.execution_options.preserve_order = True
@@ -139,11 +138,14 @@ def build_trainer(cfg: RunConfig, info: dict, callbacks: list | None = None):
 def train(cfg: RunConfig, resume: bool = False):
     """Run (or resume) one training run to the end; returns Ray's ``Result``."""
     info = prepare(cfg, resume)
-    init_ray(use_gpu=torch_cuda_available() if cfg.train.use_gpu == "auto" else bool(cfg.train.use_gpu))
+    init_ray(use_gpu=wants_gpu(cfg))
     trainer = build_trainer(cfg, info)
     return trainer.fit()
 
 
-def torch_cuda_available() -> bool:
+def wants_gpu(cfg: RunConfig) -> bool:
+    """``train.use_gpu``, with ``auto`` meaning: this machine has a CUDA device."""
+    if cfg.train.use_gpu != "auto":
+        return bool(cfg.train.use_gpu)
     import torch
     return torch.cuda.is_available()
