@@ -93,6 +93,9 @@ class TrainConfig(Strict):
     num_workers: int = Field(2, ge=1, description="Ray Train workers (one process each).")
     use_gpu: bool | Literal["auto"] = "auto"
     cpus_per_worker: float = Field(0.5, gt=0, description="Logical CPUs per worker; leave some for Ray Data's read tasks.")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="Ray placement of the workers: PACK fills a node first (NCCL stays on "
+                            "NVLink); SPREAD puts them on different nodes (e.g. to test node loss).")
     checkpoint_every_samples: int = Field(5_000, gt=0)
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(2, ge=0, description="Worker-group restarts from the last checkpoint after a failure.")
