@@ -44,17 +44,24 @@ def _envelope(c: np.ndarray, e: np.ndarray, bin_index: np.ndarray, centres: np.n
     return np.asarray(xs), np.asarray(ys)
 
 
-def binned_lower_envelope(compute, error, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Cherti et al.'s lower envelope: ``n_bins`` equal bins on log compute between the smallest and
-    largest compute; each non-empty bin gives (geometric bin centre, minimum error in the bin)."""
+def binned_lower_envelope(compute, error, n_bins: int = 10,
+                          pad_decades: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Cherti et al.'s lower envelope: ``n_bins`` equal bins on log10 compute from the smallest compute to
+    the largest plus ``pad_decades``; each non-empty bin gives (geometric bin centre, minimum error in it).
+
+    Bins are half-open, [lower edge, upper edge). Cherti et al.'s figures use 5 bins and a 0.1-decade pad;
+    the pad moves every edge and centre, so it matters: on their ImageNet data the law is 5.86 C^-0.11 with
+    it and 6.53 C^-0.12 without."""
     c, e = _points(compute, error)
     if n_bins < 1:
         raise DegenerateInputError(f"n_bins must be >= 1, got {n_bins}")
+    if not (np.isfinite(pad_decades) and pad_decades >= 0):
+        raise DegenerateInputError(f"pad_decades must be finite and >= 0, got {pad_decades}")
     lc = np.log10(c)
     if lc.max() == lc.min():
         raise DegenerateInputError("compute does not vary: all points have the same compute")
-    edges = np.linspace(lc.min(), lc.max(), n_bins + 1)
-    # the largest point sits on the last edge; it belongs to the last bin, not a bin of its own
+    edges = np.linspace(lc.min(), lc.max() + pad_decades, n_bins + 1)
+    # without a pad the largest point sits on the last edge; it belongs to the last bin, not a bin of its own
     idx = np.clip(np.searchsorted(edges, lc, side="right") - 1, 0, n_bins - 1)
     centres = 10 ** ((edges[:-1] + edges[1:]) / 2)
     return _envelope(c, e, idx, centres)

@@ -22,6 +22,19 @@ def test_binned_envelope_uses_equal_log_bins_and_centres():
     assert y.tolist() == [0.8, 0.6]
 
 
+def test_binned_envelope_pad_extends_the_top_edge():
+    # log10 compute 0..3.9 padded by 0.1 to 4.0, 2 bins: [0, 2) and [2, 4); 10^3.9 sits inside the last bin
+    c = [1, 10, 100, 10 ** 3.9]
+    e = [0.9, 0.8, 0.7, 0.6]
+    x, y = binned_lower_envelope(c, e, n_bins=2, pad_decades=0.1)
+    np.testing.assert_allclose(x, [10.0, 1000.0])
+    assert y.tolist() == [0.8, 0.6]
+    x0, _ = binned_lower_envelope(c, e, n_bins=2)  # unpadded: edges 0, 1.95, 3.9
+    np.testing.assert_allclose(np.log10(x0), [0.975, 2.925])
+    with pytest.raises(DegenerateInputError, match="pad_decades"):
+        binned_lower_envelope(c, e, n_bins=2, pad_decades=-0.1)
+
+
 def test_geometric_bins_anchor_at_powers_of_ten():
     c = [1.0, 9.9, 10.0, 31.0, 1000.0]
     e = [0.9, 0.8, 0.7, 0.75, 0.5]
