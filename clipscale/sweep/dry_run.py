@@ -135,14 +135,15 @@ def format_table(estimates: list[TrialEstimate]) -> str:
 
 def dry_run(name: str, trials: list[tuple[Trial, RunConfig]], flops_per_s: float | None = None,
             utilisation: float = 0.3, startup_s: float = 75.0, cap: int | None = None,
-            resources: dict[str, float] | None = None) -> tuple[str, dict]:
-    """The printed report and its figures (for tests and the CLI)."""
+            resources: dict[str, float] | None = None, flops_source: str = "given") -> tuple[str, dict]:
+    """The printed report and its figures (for tests and the CLI); ``flops_source`` says where a
+    given ``flops_per_s`` comes from."""
     resources = resources or local_resources()
     cfg0 = trials[0][1]
     use_gpu = resources.get("GPU", 0) > 0 if cfg0.train.use_gpu == "auto" else bool(cfg0.train.use_gpu)
     missing_gpus = use_gpu and resources.get("GPU", 0) == 0
     if flops_per_s is not None:
-        device_flops, source = flops_per_s, "given"
+        device_flops, source = flops_per_s, flops_source
     elif missing_gpus:
         # Nothing to measure here: assume the GPU a cluster-scale spec is written for.
         device_flops, source = ASSUMED_GPU_FLOPS, "assumed (H100 bf16 dense peak; no GPU here)"
