@@ -54,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{', '.join(given)}: needs --cluster FILE (or both --gpu-peak-flops and --gpu-hour-price)")
     if costing:   # a bad cluster file or flag fails before the trials are expanded
         from clipscale.sweep import cost
+        from clipscale.sweep.cluster_file import read_cluster
 
         mfu = cost.check_mfu(args.mfu if args.mfu is not None else cost.DEFAULT_MFU)
-        cluster = cost.read_cluster(args.cluster) if args.cluster else None
+        cluster = read_cluster(args.cluster) if args.cluster else None
         gpu = cost.gpu_assumption(cluster.node() if cluster else None, args.gpu_peak_flops, args.gpu_hour_price)
     sweep, root, trials = load_trials(args.config, args.overrides)
     cap = args.max_concurrent_trials or sweep.max_concurrent_trials

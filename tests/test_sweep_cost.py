@@ -10,13 +10,8 @@ import yaml
 
 from clipscale.cli import main
 from clipscale.sweep import cost
-from clipscale.sweep.cost import (
-    CostError,
-    gpu_assumption,
-    gpu_hours,
-    plan_costs,
-    read_cluster,
-)
+from clipscale.sweep.cluster_file import CostError, cluster_kind, read_cluster
+from clipscale.sweep.cost import gpu_assumption, gpu_hours, plan_costs
 from clipscale.sweep.dry_run import human_time
 from clipscale.sweep.expand import load_trials
 from clipscale.train.plan import plan_run
@@ -240,7 +235,7 @@ CLUSTER_FILES = sorted({*(ROOT / "cluster").glob("**/*.yaml"), *(ROOT / "cluster
 @pytest.mark.parametrize("path", CLUSTER_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_repository_cluster_files_have_an_8x_h100_node_type(path):
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    if cost.cluster_kind(docs) is None:
+    if cluster_kind(docs) is None:
         pytest.skip("not a cluster file (secrets example, storage class, ...)")
     cluster = read_cluster(path)
     h100 = [n for n in cluster.gpu_nodes if n.accelerator == "H100" and n.gpus == 8]
