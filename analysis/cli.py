@@ -13,7 +13,8 @@ REFERENCE = "reference"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", nargs="?", default=None,
-                        help="results parquet folder/file, Ray Tune experiment folder, W&B offline folder, "
+                        help="results parquet folder/file (a path, or an s3://, gs:// or file:// URI), "
+                             "Ray Tune experiment folder, W&B offline folder, "
                              f"wandb:ENTITY/PROJECT, or '{REFERENCE}'")
     parser.add_argument("--out", default="figures", help="output folder (default: ./figures)")
     parser.add_argument("--reference", action="store_true",

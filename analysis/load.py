@@ -1,6 +1,6 @@
 """One results frame, the same columns and types, from any place the rows live.
 
-Sources: the results table (parquet part files), a Ray Tune experiment folder (``result.json`` per trial),
+Sources: the results table (parquet part files; a path or an s3://, gs://, file:// URI), a Ray Tune experiment folder (``result.json`` per trial),
 W&B offline run folders, and a W&B project (``wandb:ENTITY/PROJECT``, needs WANDB_API_KEY). Training logs
 and reports every row as ``clipscale.results.row_payload(row)``; W&B and Tune rows are rebuilt with
 ``row_from_payload``, then every source goes through ``results_frame`` so the frames compare equal.
@@ -15,9 +15,10 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from clipscale.results import ID_COLUMNS, ROW_PREFIX, read_results, row_from_payload
 from analysis.checks import DegenerateInputError
 from analysis.wandb_records import history_rows
+from clipscale import storage
+from clipscale.results import ID_COLUMNS, ROW_PREFIX, read_results, row_from_payload
 
 STRING_COLUMNS = ["run_id", "sweep", "model", "image_reduction", "text_reduction", "languages", "status", "timestamp"]
 INTEGER_COLUMNS = ["image_size", "patch_size", "image_tokens", "text_tokens", "seed", "samples_seen", "params"]
@@ -119,11 +120,14 @@ def load_wandb_project(project: str) -> pd.DataFrame:
 
 
 def load_results(source) -> pd.DataFrame:
-    """The results frame from any source: parquet table (folder or file), Tune experiment folder,
-    W&B offline folder, or ``wandb:ENTITY/PROJECT``."""
+    """The results frame from any source: parquet table (folder or file, a path or a URI), Tune
+    experiment folder, W&B offline folder, or ``wandb:ENTITY/PROJECT``."""
     s = str(source)
     if s.startswith("wandb:"):
         return load_wandb_project(s[len("wandb:"):])
+    if storage.is_uri(s):  # a results table on object storage (s3://, gs://) or a file:// URI
+        storage.check_uri(s)
+        return load_parquet(s)
     p = Path(s)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file or folder")

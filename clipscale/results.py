@@ -3,7 +3,8 @@
 Stored as a folder of parquet part files (``part-<run_id>-<samples_seen>.parquet``), each written
 atomically. Appending is then a new file, never a rewrite, so trials on many nodes can append
 at once to shared storage, and a killed writer loses at most its own row. ``read_results``
-concatenates the parts into one frame.
+concatenates the parts into one frame. The folder is a local path or a URI (s3://, gs://,
+file://; see clipscale/storage.py): on an object store each part is one whole object.
 
 Metric columns are wide, one per metric and language: ``zeroshot_top1_<lang>``,
 ``zeroshot_top1_mean`` (mean over languages), ``zeroshot_top1_non_en`` (mean over non-English),
@@ -11,13 +12,13 @@ Metric columns are wide, one per metric and language: ``zeroshot_top1_<lang>``,
 """
 from __future__ import annotations
 
+import io
 import os
-from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
-from clipscale.atomic import atomic_path
+from clipscale import storage
 
 # Columns every row has, in this order; metric columns follow, sorted.
 ID_COLUMNS = [
@@ -43,12 +44,8 @@ ID_COLUMNS = [
 ]
 
 
-def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-
-
-def append_rows(table_dir: str | os.PathLike, rows: Iterable[dict]) -> Path:
+def append_rows(table_dir: str | os.PathLike, rows: Iterable[dict]) -> str:
+    """Write ``rows`` as one new part file of the table; returns its location."""
     rows = list(rows)
     if not rows:
         raise ValueError("append_rows: no rows")
@@ -59,18 +56,27 @@ def append_rows(table_dir: str | os.PathLike, rows: Iterable[dict]) -> Path:
     df = df[ID_COLUMNS + sorted(c for c in df.columns if c not in ID_COLUMNS)]
     first = rows[0]
     name = f"part-{first['run_id']}-{int(first['samples_seen']):012d}-{first['status']}.parquet"
-    path = Path(table_dir) / name
-    _atomic_parquet(df, path)
-    return path
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    loc = storage.join(table_dir, name)
+    storage.write_bytes(loc, buf.getvalue())
+    return loc
+
+
+def _read_part(loc: str) -> pd.DataFrame:
+    fs, path = storage.resolve(loc)
+    return pd.read_parquet(path, filesystem=fs)
 
 
 def read_results(table_dir: str | os.PathLike) -> pd.DataFrame:
-    """All rows of a results table folder (or a single parquet file), sorted for stable output."""
-    p = Path(table_dir)
-    files = [p] if p.is_file() else sorted(p.glob("part-*.parquet"))
+    """All rows of a results table folder (or a single parquet file), a path or a URI, sorted
+    for stable output."""
+    loc = table_dir if storage.is_uri(table_dir) else os.fspath(table_dir)
+    storage.resolve(loc, "results table")  # an unusable URI says so, naming it
+    files = [loc] if storage.is_file(loc) else storage.list_files(loc, "part-*.parquet")
     if not files:
-        raise FileNotFoundError(f"{p}: no results (expected part-*.parquet files)")
-    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        raise FileNotFoundError(f"{loc}: no results (expected part-*.parquet files)")
+    df = pd.concat([_read_part(f) for f in files], ignore_index=True)
     cols = [c for c in ID_COLUMNS if c in df.columns]
     df = df[cols + sorted(c for c in df.columns if c not in ID_COLUMNS)]
     return df.sort_values(["run_id", "samples_seen", "status"], kind="stable").reset_index(drop=True)

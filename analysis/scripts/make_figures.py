@@ -3,8 +3,9 @@
 
     python analysis/scripts/make_figures.py SOURCE [--out DIR] [--reference]
 
-SOURCE: a results parquet folder or file, a Ray Tune experiment folder, a W&B offline folder
-(``wandb/`` or one ``offline-run-*``), ``wandb:ENTITY/PROJECT`` (needs WANDB_API_KEY), or ``reference``.
+SOURCE: a results parquet folder or file (a path, or an s3://, gs:// or file:// URI), a Ray Tune
+experiment folder, a W&B offline folder (``wandb/`` or one ``offline-run-*``), ``wandb:ENTITY/PROJECT``
+(needs WANDB_API_KEY), or ``reference``.
 The same command is ``clipscale analyze``.
 """
 import sys
