@@ -6,6 +6,10 @@ writes. We read tars ourselves rather than through ``ray.data.read_webdataset`` 
 reader splits samples whose members are not contiguous and is slow per sample (ray#44068,
 ray#65350); members are grouped by key over the whole tar here.
 
+Shards are read from local paths or URIs (s3://, gs://, file://; see clipscale/storage.py): a
+URI's tar is streamed in one read (``tarfile`` stream mode), a parquet shard read through its
+pyarrow filesystem. Writing stays local (curation writes where it runs).
+
 Nothing here decodes images: decoding belongs to the pipeline that needs pixels.
 """
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from clipscale import storage
 from clipscale.atomic import atomic_path
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -53,19 +58,39 @@ def _split_member(name: str) -> tuple[str, str]:
     return (base, ext.lower()) if dot else (name, "")
 
 
-def iter_tar(path: str | os.PathLike) -> Iterator[Sample]:
-    path = Path(path)
-    if not path.exists():
+def _read_members(tar: tarfile.TarFile, groups: dict[str, dict[str, bytes]]) -> None:
+    for member in tar:
+        if not member.isfile():
+            continue
+        key, ext = _split_member(member.name)
+        f = tar.extractfile(member)
+        groups.setdefault(key, {})[ext] = f.read() if f else b""
+
+
+def _check_exists(path) -> bool:
+    """Raise ShardError unless the shard exists; True when it is a URI."""
+    uri = storage.is_uri(path)
+    try:
+        found = storage.is_file(path) if uri else path.exists()
+    except OSError as e:  # storage unreachable, credentials refused
+        raise ShardError(path, f"cannot reach the shard ({e})") from e
+    if not found:
         raise ShardError(path, "shard does not exist")
+    return uri
+
+
+def iter_tar(path: str | os.PathLike) -> Iterator[Sample]:
+    path = path if storage.is_uri(path) else Path(path)
+    uri = _check_exists(path)
     groups: dict[str, dict[str, bytes]] = {}
     try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                key, ext = _split_member(member.name)
-                f = tar.extractfile(member)
-                groups.setdefault(key, {})[ext] = f.read() if f else b""
+        if uri:
+            fs, p = storage.resolve(path)
+            with fs.open_input_stream(p) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
+                _read_members(tar, groups)
+        else:
+            with tarfile.open(path, "r:*") as tar:
+                _read_members(tar, groups)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise ShardError(path, f"not a readable tar ({e})") from e
     for key, parts in groups.items():
@@ -102,13 +127,17 @@ def iter_parquet(path: str | os.PathLike) -> Iterator[Sample]:
     optional ``image_ext``, ``json`` (str) and ``language``."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
-    if not path.exists():
-        raise ShardError(path, "shard does not exist")
+    path = path if storage.is_uri(path) else Path(path)
+    uri = _check_exists(path)
     try:
-        table = pq.read_table(path)
+        if uri:
+            fs, p = storage.resolve(path)
+            table = pq.read_table(p, filesystem=fs)
+        else:
+            table = pq.read_table(path)
     except Exception as e:  # pyarrow raises several unrelated types for a bad file
         raise ShardError(path, f"not a readable parquet file ({e})") from e
+    stem = storage.name(path).rsplit(".", 1)[0] if uri else path.stem
     cols = set(table.column_names)
     text_col = next((c for c in ("caption", "txt", "text") if c in cols), None)
     for i, row in enumerate(table.to_pylist()):
@@ -122,7 +151,7 @@ def iter_parquet(path: str | os.PathLike) -> Iterator[Sample]:
         if row.get("json") is not None:
             j = row["json"]
             parts["json"] = j if isinstance(j, bytes) else str(j).encode("utf-8")
-        s = _sample_from_parts(str(row.get("key", f"{path.stem}-{i:08d}")), parts)
+        s = _sample_from_parts(str(row.get("key", f"{stem}-{i:08d}")), parts)
         if "language" in cols and row.get("language") and "language" not in s.meta:
             s.meta["language"] = row["language"]
         yield s
@@ -188,16 +217,39 @@ def write_shard(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
     return write_parquet(path, samples) if str(path).endswith(".parquet") else write_tar(path, samples)
 
 
+def _list_uri(item: str) -> list[str]:
+    """Shards at a URI: a glob (wildcards in the last component), a folder, or one file."""
+    try:
+        if any(ch in item for ch in "*?["):
+            found = storage.glob(item)
+            if not found:
+                raise ShardError(item, "glob matches no shard")
+            return found
+        if storage.is_dir(item):
+            found = [f for f in storage.list_files(item) if f.endswith(SHARD_SUFFIXES)]
+            if not found:
+                raise ShardError(item, "folder holds no .tar or .parquet shard")
+            return found
+        if storage.is_file(item):
+            return [item]
+    except (OSError, ValueError) as e:  # unreachable storage, a wildcard in a folder name
+        raise ShardError(item, str(e)) from e
+    raise ShardError(item, "shard does not exist")
+
+
 def list_shards(source: str | os.PathLike | list) -> list[str]:
     """Shard paths from a folder, a glob, a single file or a list of any of those; sorted,
-    absolute (Ray workers run in another cwd). Raises ShardError naming what was empty or missing."""
+    absolute (Ray workers run in another cwd); URIs stay URIs. Raises ShardError naming what
+    was empty or missing."""
     import glob
 
     items = source if isinstance(source, (list, tuple)) else [source]
     out: list[str] = []
     for item in items:
         item = str(item)
-        if any(ch in item for ch in "*?["):
+        if storage.is_uri(item):
+            out.extend(_list_uri(item))
+        elif any(ch in item for ch in "*?["):
             found = sorted(glob.glob(item))
             if not found:
                 raise ShardError(item, "glob matches no shard")
@@ -214,4 +266,4 @@ def list_shards(source: str | os.PathLike | list) -> list[str]:
             raise ShardError(item, "shard does not exist")
     if not out:
         raise ShardError(str(source), "empty shard list")
-    return [os.path.abspath(p) for p in out]
+    return [p if storage.is_uri(p) else os.path.abspath(p) for p in out]

@@ -7,17 +7,18 @@ Layout (what ``clipscale data emoji-world`` writes, and what a user's own sets m
     eval/zeroshot.tar          KEY.jpg + KEY.json {"label": int}
     eval/retrieval/<lang>.tar  KEY.jpg + KEY.txt (the caption)
 
-Images are kept as uint8 (a quarter of the memory of floats) and normalised per batch.
+Images are kept as uint8 (a quarter of the memory of floats) and normalised per batch. The folder
+is a local path or a URI (s3://, gs://, file://; see clipscale/storage.py).
 """
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from clipscale import storage
 from clipscale.data.images import ImageDecodeError, decode_image
 from clipscale.data.shards import iter_shard
 
@@ -43,19 +44,20 @@ class EvalSets:
     @classmethod
     def load(cls, eval_dir: str | os.PathLike, image_size: int) -> "EvalSets":
         """Read and decode the sets; cached per (folder, image size) within the process."""
-        key = (os.path.abspath(eval_dir), int(image_size))
+        d = eval_dir if storage.is_uri(eval_dir) else os.path.abspath(eval_dir)
+        key = (d, int(image_size))
         if key not in _CACHE:
-            _CACHE[key] = _load(Path(eval_dir), int(image_size))
+            _CACHE[key] = _load(d, int(image_size))
         return _CACHE[key]
 
 
-def _load(d: Path, size: int) -> EvalSets:
-    classes_file, zs_file = d / "classes.json", d / "zeroshot.tar"
+def _load(d: str, size: int) -> EvalSets:
+    classes_file, zs_file = storage.join(d, "classes.json"), storage.join(d, "zeroshot.tar")
     for p in (classes_file, zs_file):
-        if not p.is_file():
+        if not storage.is_file(p):
             raise FileNotFoundError(f"evaluation set incomplete: {p} is missing (generate one "
                                     "with `clipscale data emoji-world`)")
-    doc = json.loads(classes_file.read_text(encoding="utf-8"))
+    doc = json.loads(storage.read_text(classes_file))
     languages = list(doc["languages"])
     classes = sorted(doc["classes"], key=lambda c: c["label"])
     if [c["label"] for c in classes] != list(range(len(classes))):
@@ -77,8 +79,8 @@ def _load(d: Path, size: int) -> EvalSets:
             skipped += 1
     retrieval = {}
     for lang in languages:
-        p = d / "retrieval" / f"{lang}.tar"
-        if not p.is_file():
+        p = storage.join(d, "retrieval", f"{lang}.tar")
+        if not storage.is_file(p):
             raise FileNotFoundError(f"evaluation set incomplete: {p} is missing")
         r_images, captions = [], []
         for s in iter_shard(p):
@@ -96,7 +98,7 @@ def _load(d: Path, size: int) -> EvalSets:
         retrieval[lang] = (np.stack(r_images), captions)
     if not images:
         raise ValueError(f"{zs_file}: no usable zero-shot image")
-    return EvalSets(str(d), size, languages, names, prompts, np.stack(images),
+    return EvalSets(d, size, languages, names, prompts, np.stack(images),
                     np.array(labels, dtype=np.int64), retrieval, skipped)
 
 

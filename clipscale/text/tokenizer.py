@@ -160,7 +160,15 @@ class Tokenizer:
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
-    """Load a tokenizer file; a missing file is a TokenizerNotFoundError that says how to make one."""
+    """Load a tokenizer file; a missing file is a TokenizerNotFoundError that says how to make one.
+    A URI (a run's tokenizer on shared storage) is read from this node's cached copy of it."""
+    from clipscale import storage
+
+    if storage.is_uri(path):
+        try:
+            path = storage.local_copy(path)
+        except FileNotFoundError:
+            raise TokenizerNotFoundError(f"tokenizer not found: {path}") from None
     p = Path(path)
     if not p.is_file():
         raise TokenizerNotFoundError(
