@@ -122,7 +122,7 @@ def ray_comparison(samples_seen: int) -> None:
           f"of training loop ({total:.1f}s with Ray and worker start-up): {consume:.0f} samples/s")
 
     init_ray(use_gpu=False)
-    info = __import__("json").loads((cfg.run_dir / "run_info.json").read_text())
+    info = __import__("json").loads((Path(cfg.run_dir) / "run_info.json").read_text())
     skip_counter("bench-delivery")
     ds = train_dataset(list_shards(work / "pool"), tokenizer_path=info["tokenizer_path"], image_size=64,
                        context_length=32, counter_name="bench-delivery", read_parallelism=2)

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from clipscale import storage
 
 ImageReduction = Literal["none", "resize", "random", "grid", "block"]
 TextReduction = Literal["truncate", "random", "block", "syntax"]
@@ -25,9 +34,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _check_locations(value):
+    """Location fields take a local path or a URI (s3://, gs://, file://); a URI's syntax is
+    checked here, without the network (the launcher reaches it before workers start)."""
+    for v in value if isinstance(value, list) else [value]:
+        if storage.is_uri(v):
+            storage.check_uri(v)
+    return value
+
+
 class DataConfig(Strict):
     train_shards: str | list[str] = Field(
-        description="Training shards: a folder of .tar/.parquet shards, a glob, or a list of either.")
+        description="Training shards: a folder of .tar/.parquet shards, a glob, or a list of either; "
+                    "local or a URI (s3://, gs://, file://; a URI's wildcards in its last component only).")
     shuffle_buffer: int = Field(2048, ge=0, description="Rows in each worker's local shuffle buffer (0: no shuffle).")
     read_parallelism: int = Field(4, ge=1, description="Concurrent shard-reading tasks in the Ray Data stream.")
     languages: list[str] | None = Field(
@@ -35,6 +54,8 @@ class DataConfig(Strict):
     english_share: float | None = Field(
         None, ge=0.0, le=1.0, description="Subsample the stream so English captions are this share of it "
                                           "(see train/language_mix.py); None: the pool's own mix.")
+
+    _locations = field_validator("train_shards")(_check_locations)
 
     @model_validator(mode="after")
     def _mix(self):
@@ -54,7 +75,9 @@ class ModelConfig(Strict):
 
 
 class TokenizerConfig(Strict):
-    path: str | None = Field(None, description="SentencePiece model to reuse; if unset, trained on the training captions and stored with the run.")
+    path: str | None = Field(None, description="SentencePiece model to reuse (a path or URI); if unset, trained on the training captions and stored with the run.")
+
+    _locations = field_validator("path")(_check_locations)
     vocab_size: int = Field(4096, ge=64, description="Vocabulary size when training a tokenizer.")
     train_samples: int = Field(50_000, ge=100, description="Captions read to train the tokenizer.")
 
@@ -111,9 +134,11 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
-    eval_dir: str | None = Field(None, description="Held-out sets (emoji-world layout); None: no evaluation.")
+    eval_dir: str | None = Field(None, description="Held-out sets (emoji-world layout; a path or URI); None: no evaluation.")
     every_samples: int = Field(10_000, gt=0, description="Evaluate every this many samples, and at the end.")
     batch_size: int = Field(256, gt=0)
+
+    _locations = field_validator("eval_dir")(_check_locations)
 
 
 class LoggingConfig(Strict):
@@ -127,8 +152,9 @@ class LoggingConfig(Strict):
 
 class RunConfig(Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="Run name; the run folder is output_dir/name.")
-    output_dir: str = Field("runs", description="Storage path: checkpoints, tokenizer, W&B files, results table.")
-    results_dir: str | None = Field(None, description="Results table folder; default output_dir/results.")
+    output_dir: str = Field("runs", description="Storage: checkpoints, run files, tokenizer, results table. A path "
+                                               "or a URI every node reaches (s3://BUCKET/PREFIX, gs://..., file:///...).")
+    results_dir: str | None = Field(None, description="Results table folder (a path or URI); default output_dir/results.")
     sweep: str = Field("", description="Sweep name (set by `clipscale sweep`).")
     data: DataConfig
     model: ModelConfig = ModelConfig()
@@ -137,6 +163,8 @@ class RunConfig(Strict):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    _locations = field_validator("output_dir", "results_dir")(_check_locations)
 
     @model_validator(mode="after")
     def _check_against_model(self):
@@ -174,18 +202,23 @@ class RunConfig(Strict):
         return self
 
     # ---- derived values (kept out of the stored fields so they cannot disagree) ----
+    # Locations are strings: an absolute local path, or a URI (see clipscale/storage.py).
     @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir).resolve() / self.name
+    def run_dir(self) -> str:
+        return storage.join(_absolute(self.output_dir), self.name)
 
     @property
-    def table_dir(self) -> Path:
-        return Path(self.results_dir).resolve() if self.results_dir else Path(self.output_dir).resolve() / "results"
+    def table_dir(self) -> str:
+        return _absolute(self.results_dir) if self.results_dir else storage.join(_absolute(self.output_dir), "results")
 
     def stage_samples(self) -> list[int]:
         """Samples seen in each stage (the last stage takes the remainder)."""
         fixed = [s.samples for s in self.stages[:-1]]
         return fixed + [self.train.samples_seen - sum(fixed)]
+
+
+def _absolute(loc: str) -> str:
+    return loc if storage.is_uri(loc) else str(Path(loc).resolve())
 
 
 # ---------------------------------------------------------------------------- loading
@@ -284,7 +317,7 @@ def resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
             return None
         if isinstance(p, list):
             return [absolute(x) for x in p]
-        return p if os.path.isabs(p) else str((base / p).resolve())
+        return p if os.path.isabs(p) or storage.is_uri(p) else str((base / p).resolve())
 
     cfg = cfg.model_copy(deep=True)
     cfg.data.train_shards = absolute(cfg.data.train_shards)

@@ -26,7 +26,7 @@ def test_grid_expands_every_combination_with_stable_ids(tmp_path):
     p = sweep_file(tmp_path, axes={"model": ["tiny-s", "tiny"], "image_tokens": [4, 16],
                                    "text_tokens": [8, 16], "english_share": [0.5]})
     sweep, root, trials = load_trials(p)
-    assert len(trials) == 8 and root == (tmp_path / "out" / "s").resolve()
+    assert len(trials) == 8 and root == str((tmp_path / "out" / "s").resolve())
     params = [t.params for t, _ in trials]
     assert params[0] == {"model": "tiny-s", "image_tokens": 4, "text_tokens": 8, "english_share": 0.5}
     assert params[-1] == {"model": "tiny", "image_tokens": 16, "text_tokens": 16, "english_share": 0.5}
@@ -43,8 +43,8 @@ def test_grid_expands_every_combination_with_stable_ids(tmp_path):
         assert cfg.stages[0].text_tokens == trial.params["text_tokens"]
         assert cfg.data.english_share == 0.5
         # one results table and one tokenizer for the whole sweep
-        assert cfg.table_dir == root / "results" and cfg.tokenizer.path == str(root / "tokenizer.model")
-        assert cfg.run_dir == root / trial.id
+        assert cfg.table_dir == f"{root}/results" and cfg.tokenizer.path == f"{root}/tokenizer.model"
+        assert cfg.run_dir == f"{root}/{trial.id}"
 
 
 def test_list_mode_and_field_paths(tmp_path):

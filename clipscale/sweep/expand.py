@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clipscale.config import ConfigError, RunConfig, _merge, build_run_config, resolve_paths
+from clipscale import storage
+from clipscale.config import (
+    ConfigError,
+    RunConfig,
+    _merge,
+    build_run_config,
+    resolve_paths,
+)
 from clipscale.sweep.spec import IMAGE_TOKENS, SweepConfig, field_path
 
 
@@ -61,9 +68,12 @@ def image_size_for_tokens(tokens: Any, patch: int) -> int:
     return side * patch
 
 
-def sweep_dir(sweep: SweepConfig, base: dict, base_folder: Path) -> Path:
-    out = base.get("output_dir", "runs")
-    return (Path(out) if Path(out).is_absolute() else base_folder / out).resolve() / sweep.name
+def sweep_dir(sweep: SweepConfig, base: dict, base_folder: Path) -> str:
+    """The sweep's folder: ``output_dir/<sweep>``, an absolute path or a URI."""
+    out = str(base.get("output_dir", "runs"))
+    if storage.is_uri(out):
+        return storage.join(out, sweep.name)
+    return str((Path(out) if Path(out).is_absolute() else base_folder / out).resolve() / sweep.name)
 
 
 def trial_config(sweep: SweepConfig, trial: Trial, base: dict, base_folder: Path,
@@ -84,12 +94,12 @@ def trial_config(sweep: SweepConfig, trial: Trial, base: dict, base_folder: Path
         data = _merge(data, nested("stages.0.image_size", size))
     root = sweep_dir(sweep, base, base_folder)
     logging = {**data.get("logging", {}), "group": sweep.name}
-    data = {**data, "name": trial.id, "sweep": sweep.name, "output_dir": str(root),
-            "results_dir": data.get("results_dir") or str(root / "results"), "logging": logging}
+    data = {**data, "name": trial.id, "sweep": sweep.name, "output_dir": root,
+            "results_dir": data.get("results_dir") or storage.join(root, "results"), "logging": logging}
     if not data.get("tokenizer", {}).get("path"):
         # One tokenizer for the whole sweep (trained by the launcher): token counts mean the
         # same thing in every trial.
-        data["tokenizer"] = {**data.get("tokenizer", {}), "path": str(root / "tokenizer.model")}
+        data["tokenizer"] = {**data.get("tokenizer", {}), "path": storage.join(root, "tokenizer.model")}
     try:
         cfg = build_run_config(data, source)
     except ConfigError as e:

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from clipscale import storage
 from clipscale.config import ConfigError, RunConfig
 from clipscale.data.shards import ShardError, iter_shard, list_shards
 from clipscale.ray_setup import init_ray  # noqa: F401  (part of this module's API)
@@ -44,43 +45,70 @@ def run_mix(cfg: RunConfig, pool_counts: dict) -> tuple[dict | None, dict]:
     return rates, {"languages": ",".join(sorted(shares)), "english_share": shares.get("en", 0.0)}
 
 
-def prepare_tokenizer(cfg: RunConfig, captions: list[str]) -> str:
-    """The run's tokenizer file: the configured one (copied into the run), the run's own from an
-    earlier attempt (reused), or a new one trained on the training captions."""
-    import shutil
+def store_tokenizer(captions: list[str], dest: str, vocab_size: int) -> str:
+    """Train a tokenizer on ``captions`` and write it to ``dest`` (a path or URI: trained in a
+    local temp folder, then put whole)."""
+    import tempfile
 
     from clipscale.text.tokenizer import train_tokenizer
 
-    dest = cfg.run_dir / "tokenizer.model"
+    if not storage.is_uri(dest):
+        return str(train_tokenizer(captions, dest, vocab_size=vocab_size))
+    with tempfile.TemporaryDirectory(prefix="clipscale-tok-") as d:
+        local = train_tokenizer(captions, Path(d) / "tokenizer.model", vocab_size=vocab_size)
+        storage.write_bytes(dest, local.read_bytes())
+    return dest
+
+
+def prepare_tokenizer(cfg: RunConfig, captions: list[str]) -> str:
+    """The run's tokenizer file: the configured one (copied into the run), the run's own from an
+    earlier attempt (reused), or a new one trained on the training captions. A location every
+    node reads (a URI when the run is on object storage; workers fetch a local copy)."""
+    dest = storage.join(cfg.run_dir, "tokenizer.model")
     if cfg.tokenizer.path:
-        if not Path(cfg.tokenizer.path).is_file():
+        if not storage.is_file(cfg.tokenizer.path):
             raise ConfigError(f"tokenizer.path: {cfg.tokenizer.path} does not exist")
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(cfg.tokenizer.path, dest)
-    elif not dest.exists():
-        train_tokenizer(captions, dest, vocab_size=cfg.tokenizer.vocab_size)
-    return str(dest)
+        if not storage.exists(dest):
+            storage.write_bytes(dest, storage.read_bytes(cfg.tokenizer.path))
+    elif not storage.exists(dest):
+        store_tokenizer(captions, dest, cfg.tokenizer.vocab_size)
+    return dest
+
+
+def check_storage(cfg: RunConfig) -> None:
+    """Reach the run's storage once (URIs only), so a wrong scheme, missing credentials or an
+    unreachable bucket fail here with the config field named, before Ray starts workers."""
+    fields = [("output_dir", cfg.output_dir), ("results_dir", cfg.results_dir),
+              ("tokenizer.path", cfg.tokenizer.path), ("eval.eval_dir", cfg.eval.eval_dir)]
+    for field, loc in fields:
+        if loc and storage.is_uri(loc):
+            try:
+                storage.check(loc, field)
+            except storage.StorageError as e:
+                raise ConfigError(str(e)) from None
 
 
 def check_fresh_or_resume(cfg: RunConfig, resume: bool) -> None:
-    marker = cfg.run_dir / "run_info.json"
-    if marker.exists() and not resume:
+    marker = storage.join(cfg.run_dir, "run_info.json")
+    if storage.exists(marker) and not resume:
         raise ConfigError(f"run {cfg.run_dir} exists; pass --resume to continue it or choose another name")
-    if resume and not marker.exists():
+    if resume and not storage.exists(marker):
         raise ConfigError(f"--resume: no run at {cfg.run_dir}")
 
 
 def prepare(cfg: RunConfig, resume: bool = False) -> dict:
-    """All driver-side checks and files; returns the ``info`` dict the workers receive."""
+    """All driver-side checks and files; returns the ``info`` dict the workers receive. The run
+    files (run_info.json, run_config.json, tokenizer.model) live in the run folder on the run's
+    storage, so a run restarted on another node finds them."""
+    check_storage(cfg)
     check_fresh_or_resume(cfg, resume)
     shards = list_shards(cfg.data.train_shards)
-    if cfg.eval.eval_dir and not Path(cfg.eval.eval_dir).is_dir():
+    if cfg.eval.eval_dir and not storage.is_dir(cfg.eval.eval_dir):
         raise ConfigError(f"eval.eval_dir: {cfg.eval.eval_dir} is not a folder")
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    info_file = cfg.run_dir / "run_info.json"
-    if info_file.exists():
-        info = json.loads(info_file.read_text())
+    storage.makedirs(cfg.run_dir)
+    info_file = storage.join(cfg.run_dir, "run_info.json")
+    if storage.exists(info_file):
+        info = json.loads(storage.read_text(info_file))
     else:
         captions, pool_counts = data_summary(shards, cfg.tokenizer.train_samples)
         rates, mix = run_mix(cfg, pool_counts)
@@ -88,9 +116,9 @@ def prepare(cfg: RunConfig, resume: bool = False) -> dict:
         from clipscale.text.tokenizer import load_tokenizer
         info = {"run_id": cfg.name, "tokenizer_path": tok_path,
                 "vocab_size": load_tokenizer(tok_path).vocab_size, "keep_rates": rates, **mix}
-        (cfg.run_dir / "run_config.json").write_text(cfg.model_dump_json(indent=1))
-        info_file.write_text(json.dumps(info, indent=1))
-    if not Path(info["tokenizer_path"]).is_file():
+        storage.write_text(storage.join(cfg.run_dir, "run_config.json"), cfg.model_dump_json(indent=1))
+        storage.write_text(info_file, json.dumps(info, indent=1))  # last: it marks the run as started
+    if not storage.is_file(info["tokenizer_path"]):
         raise ConfigError(f"tokenizer {info['tokenizer_path']} is missing")
     info["shards"] = shards
     info["counter_name"] = f"skips-{cfg.name}"
@@ -128,7 +156,8 @@ def build_trainer(cfg: RunConfig, info: dict, callbacks: list | None = None):
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker},
                                      placement_strategy=cfg.train.placement_strategy),
-        run_config=RayRunConfig(name=cfg.name, storage_path=str(Path(cfg.output_dir).resolve()),
+        # a URI is handed to Ray as is: every worker uploads its checkpoint shard there
+        run_config=RayRunConfig(name=cfg.name, storage_path=storage.absolute(cfg.output_dir),
                                 checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints),
                                 failure_config=FailureConfig(max_failures=cfg.train.max_failures),
                                 callbacks=callbacks or None),

@@ -7,6 +7,12 @@ Restarts: online, the W&B run id is the clipscale run id, so a restarted worker 
 ``--resume``) continues the same W&B run. Offline runs cannot be resumed by W&B, and the
 offline service of a killed process can hold its run id for a while ("run ID is in use"), so
 each offline attempt gets its own id, ``<run_id>-<start time>``, named and grouped as the run.
+
+Files: W&B writes its run folder with plain file I/O, so it needs a local folder. A run on a
+local or shared file system keeps it in ``<run folder>/wandb``; a run on object storage (a URI)
+keeps it in a node-local scratch folder (``storage.local_dir("wandb", run)``): online, W&B
+streams everything to its server as it goes; offline, that folder stays on the node that ran
+rank 0 and ``wandb sync`` must be run there to upload it.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ import os
 import time
 from pathlib import Path
 
+from clipscale import storage
 from clipscale.results import row_payload
 
 
@@ -23,15 +30,22 @@ def wandb_mode(requested: str) -> str:
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
 
 
+def wandb_parent(run_dir: str | Path, run_id: str) -> Path:
+    """The local folder W&B writes its ``wandb/`` folder in: the run folder, or for a run on
+    object storage a node-local scratch folder (see the module's docstring)."""
+    return Path(storage.local_dir("wandb", run_id)) if storage.is_uri(run_dir) else Path(run_dir)
+
+
 class Tracker:
     def __init__(self, *, mode: str, project: str, entity: str | None, group: str | None,
-                 run_id: str, run_dir: Path, config: dict):
+                 run_id: str, run_dir: str | Path, config: dict):
         self.mode = wandb_mode(mode)
         self.run = None
         if self.mode == "disabled":
             return
         import wandb
 
+        run_dir = wandb_parent(run_dir, run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         online = self.mode == "online"
         self.run = wandb.init(
