@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
+from clipscale import storage
 from clipscale.config import ConfigError, RunConfig
 from clipscale.sweep.expand import Trial
 
@@ -32,65 +32,65 @@ def run_trial(config: dict, run_configs: dict, timings_dir: str) -> None:
 
     t0 = time.time()
     cfg = RunConfig.model_validate(run_configs[config["trial"]])
-    resume = (cfg.run_dir / "run_info.json").exists()
+    resume = storage.exists(storage.join(cfg.run_dir, "run_info.json"))
     info = prepare(cfg, resume=resume)
     trainer = build_trainer(cfg, info, callbacks=[TuneReportCallback()])
     t_fit = time.time()
     result = trainer.fit()
     t_end = time.time()
-    Path(timings_dir).mkdir(parents=True, exist_ok=True)
-    (Path(timings_dir) / f"{cfg.name}.json").write_text(json.dumps(
+    storage.write_text(storage.join(timings_dir, f"{cfg.name}.json"), json.dumps(
         {"trial": cfg.name, "start": t0, "fit_start": t_fit, "fit_end": t_end, "resumed": resume}))
     if result.error:
         raise result.error
 
 
-def finished_trials(table_dir: Path) -> set[str]:
+def finished_trials(table_dir: str) -> set[str]:
     """Run ids with a ``finished`` row in the results table (part files name their status)."""
-    if not table_dir.is_dir():
-        return set()
     from clipscale.results import read_results
 
-    files = list(table_dir.glob("part-*-finished.parquet"))
-    if not files:
+    if not storage.list_files(table_dir, "part-*-finished.parquet"):
         return set()
     df = read_results(table_dir)
     return set(df.loc[df["status"] == "finished", "run_id"])
 
 
-def check_state(root: Path, name: str, trials: list[Trial], resume: bool) -> None:
-    """A fresh sweep refuses an existing folder; ``--resume`` needs one with the same trials."""
-    state = root / "sweep.json"
+def check_state(root: str, name: str, trials: list[Trial], resume: bool) -> None:
+    """A fresh sweep refuses an existing folder; ``--resume`` needs one with the same trials.
+    ``root`` is a path or a URI (the sweep's folder on the storage every node reaches)."""
+    if storage.is_uri(root):
+        try:
+            storage.check(root, "output_dir")
+        except storage.StorageError as e:
+            raise ConfigError(str(e)) from None
+    state = storage.join(root, "sweep.json")
     ids = [t.id for t in trials]
-    if state.exists() and not resume:
+    if storage.exists(state) and not resume:
         raise ConfigError(f"sweep {name} exists at {root}; pass --resume to continue it, or rename it")
     if resume:
-        if not state.exists():
+        if not storage.exists(state):
             raise ConfigError(f"--resume: no sweep at {root}")
-        old = json.loads(state.read_text())["trials"]
+        old = json.loads(storage.read_text(state))["trials"]
         if sorted(old) != sorted(ids):
             raise ConfigError(f"--resume: the sweep file's trials differ from the ones started at {root} "
                               f"(new: {sorted(set(ids) - set(old))}, gone: {sorted(set(old) - set(ids))})")
-    root.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({"name": name, "trials": ids,
-                                 "params": {t.id: t.params for t in trials}}, indent=1, default=str))
+    storage.write_text(state, json.dumps({"name": name, "trials": ids,
+                                          "params": {t.id: t.params for t in trials}}, indent=1, default=str))
 
 
 def sweep_tokenizer(trials: list[tuple[Trial, RunConfig]]) -> None:
     """Train the sweep's shared tokenizer once (when the base run names none)."""
     from clipscale.data.shards import list_shards
-    from clipscale.text.tokenizer import train_tokenizer
-    from clipscale.train.launch import data_summary
+    from clipscale.train.launch import data_summary, store_tokenizer
 
     cfg = trials[0][1]
-    path = Path(cfg.tokenizer.path)
-    if path.exists() or path != Path(cfg.output_dir) / "tokenizer.model":
-        return  # present, or the base run names its own (prepare() checks that it exists)
+    path = cfg.tokenizer.path
+    if path != storage.join(cfg.output_dir, "tokenizer.model") or storage.exists(path):
+        return  # the base run names its own (prepare() checks that it exists), or present
     captions, _ = data_summary(list_shards(cfg.data.train_shards), cfg.tokenizer.train_samples)
-    train_tokenizer(captions, path, vocab_size=cfg.tokenizer.vocab_size)
+    store_tokenizer(captions, path, cfg.tokenizer.vocab_size)
 
 
-def launch(name: str, root: Path, trials: list[tuple[Trial, RunConfig]], resume: bool,
+def launch(name: str, root: str, trials: list[tuple[Trial, RunConfig]], resume: bool,
            cap: int | None = None) -> dict:
     """Run every unfinished trial on Ray Tune; returns a summary of what ran and where rows are."""
     import ray
@@ -114,24 +114,28 @@ def launch(name: str, root: Path, trials: list[tuple[Trial, RunConfig]], resume:
     res = ray.cluster_resources()
     slots = concurrency(res, trial_resources(cfg0, use_gpu), len(pending), cap)
     print(f"[clipscale] sweep {name}: {len(pending)} trials to run ({len(done)} already finished), "
-          f"{slots} at a time on {dict((k, res[k]) for k in ('CPU', 'GPU') if k in res)}", flush=True)
+          f"{slots} at a time on { {k: res[k] for k in ('CPU', 'GPU') if k in res} }", flush=True)
     run_configs = {t.id: c.model_dump(mode="json") for t, c in pending}
-    trainable = tune.with_parameters(run_trial, run_configs=run_configs, timings_dir=str(root / "timings"))
+    trainable = tune.with_parameters(run_trial, run_configs=run_configs, timings_dir=storage.join(root, "timings"))
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"CPU": 0.01}),
         param_space={"trial": tune.grid_search([t.id for t, _ in pending])},
         tune_config=tune.TuneConfig(max_concurrent_trials=slots),
-        run_config=tune.RunConfig(name=name, storage_path=str(root / "tune"), verbose=1),
+        # A trial whose trainable (the Train driver) died with its node is started again on the
+        # nodes left; it finds its run folder and continues from its last checkpoint. Worker
+        # failures inside a trial are Ray Train's (train.max_failures), not Tune's.
+        run_config=tune.RunConfig(name=name, storage_path=storage.join(root, "tune"), verbose=1,
+                                  failure_config=tune.FailureConfig(max_failures=cfg0.train.max_failures)),
     )
     # Launch records (a line at the start and one at the end of each launch, the first run and
     # every resume): the benchmark reads scheduling overhead from these and the trials' timings.
     t0 = time.time()
-    with open(root / "launches.jsonl", "a") as f:
-        f.write(json.dumps({"event": "start", "time": t0, "trials": summary["ran"], "slots": slots}) + "\n")
+    storage.append_text(storage.join(root, "launches.jsonl"),
+                        json.dumps({"event": "start", "time": t0, "trials": summary["ran"], "slots": slots}) + "\n")
     grid = tuner.fit()
     summary["wall_s"] = time.time() - t0
-    with open(root / "launches.jsonl", "a") as f:
-        f.write(json.dumps({"event": "end", "time": time.time(), "start": t0}) + "\n")
+    storage.append_text(storage.join(root, "launches.jsonl"),
+                        json.dumps({"event": "end", "time": time.time(), "start": t0}) + "\n")
     for r in grid:
         if r.error:
             summary["errors"][r.config["trial"]] = str(r.error).splitlines()[0][:300]

@@ -14,6 +14,7 @@ import torch
 from clipscale.config import RunConfig
 from clipscale.results import append_rows, row_payload
 from clipscale.train import checkpoint as ckpt
+from clipscale.train.attempts import record_attempt
 from clipscale.train.batches import make_batch
 from clipscale.train.engine import build_engine
 from clipscale.train.plan import plan_run, stage_columns
@@ -91,6 +92,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         if "mask_gen" in extra:
             mask_gen.set_state(extra["mask_gen"])
         print(f"[clipscale] rank {rank}: resumed at step {state.step}, samples_seen {state.samples_seen}")
+    record_attempt(cfg.run_dir, rank, world, state.step, state.samples_seen)
 
     tracker = None
     if rank == 0:
