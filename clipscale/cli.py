@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ConfigError, ShardError, FileNotFoundError) as e:
+        if isinstance(e, FileNotFoundError) and not e.filename:
+            raise  # names no file: a fault of ours, not of the user's input; keep the traceback
         print(f"clipscale {args.verb}: error: {e}", file=sys.stderr)
         return 2
 
