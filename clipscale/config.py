@@ -205,20 +205,18 @@ class RunConfig(Strict):
     # Locations are strings: an absolute local path, or a URI (see clipscale/storage.py).
     @property
     def run_dir(self) -> str:
-        return storage.join(_absolute(self.output_dir), self.name)
+        return storage.join(storage.absolute(self.output_dir), self.name)
 
     @property
     def table_dir(self) -> str:
-        return _absolute(self.results_dir) if self.results_dir else storage.join(_absolute(self.output_dir), "results")
+        if self.results_dir:
+            return storage.absolute(self.results_dir)
+        return storage.join(storage.absolute(self.output_dir), "results")
 
     def stage_samples(self) -> list[int]:
         """Samples seen in each stage (the last stage takes the remainder)."""
         fixed = [s.samples for s in self.stages[:-1]]
         return fixed + [self.train.samples_seen - sum(fixed)]
-
-
-def _absolute(loc: str) -> str:
-    return loc if storage.is_uri(loc) else str(Path(loc).resolve())
 
 
 # ---------------------------------------------------------------------------- loading

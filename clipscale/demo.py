@@ -57,14 +57,15 @@ def run_demo(out: Path, num_samples: int = 20_000, sweep_file: Path = REPO_SWEEP
         f"tokenizer.path={tok}", f"eval.eval_dir={pool / 'eval'}"])
     t0 = step(f"4/5 sweep {sweep.name}: {len(trials)} trials ({', '.join(sweep.axes)}) on Ray Tune, "
               "each a 2-worker Ray Train run with DeepSpeed ZeRO-2")
-    summary = launch(sweep.name, root, trials, resume=(Path(root) / "sweep.json").exists(),
+    folder = Path(root)  # the demo keeps everything under a local folder
+    summary = launch(sweep.name, root, trials, resume=(folder / "sweep.json").exists(),
                      cap=sweep.max_concurrent_trials)
     if summary["errors"]:
         raise RuntimeError(f"demo sweep: trials failed: {summary['errors']}")
     table = Path(trials[0][1].table_dir)
     outputs["results table"] = table
-    outputs["sweep folder"] = Path(root)
-    outputs["W&B offline runs"] = Path(root) / "<trial>" / "wandb"
+    outputs["sweep folder"] = folder
+    outputs["W&B offline runs"] = folder / "<trial>" / "wandb"
     print(f"   {len(summary['ran'])} trials run, {len(summary['skipped_finished'])} already finished, "
           f"in {time.time() - t0:.0f}s")
 

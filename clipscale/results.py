@@ -71,7 +71,7 @@ def _read_part(loc: str) -> pd.DataFrame:
 def read_results(table_dir: str | os.PathLike) -> pd.DataFrame:
     """All rows of a results table folder (or a single parquet file), a path or a URI, sorted
     for stable output."""
-    loc = table_dir if storage.is_uri(table_dir) else os.fspath(table_dir)
+    loc = os.fspath(table_dir)
     storage.resolve(loc, "results table")  # an unusable URI says so, naming it
     files = [loc] if storage.is_file(loc) else storage.list_files(loc, "part-*.parquet")
     if not files:

@@ -110,7 +110,7 @@ def absolute(loc, base=None) -> str:
     if is_uri(loc):
         return loc
     p = Path(loc)
-    return str(p if p.is_absolute() else ((Path(base) if base is not None else Path.cwd()) / p).resolve())
+    return str((p if p.is_absolute() else (Path(base) if base is not None else Path.cwd()) / p).resolve())
 
 
 def _type(loc):

@@ -29,15 +29,10 @@ def sweep_cli(pool: Path, out: Path, *extra: str) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def interrupted_sweep(tmp_path_factory):
+def interrupted_sweep(tiny_pool, tmp_path_factory):
     """Run the smoke sweep one trial at a time; kill the driver (and its local Ray cluster) once
     the first trial has finished and the second has registered a checkpoint; then resume it."""
-    from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
-
-    pool = tmp_path_factory.mktemp("emoji")
-    generate_pool(EmojiWorldConfig(num_samples=1600, samples_per_shard=400, num_concepts=40,
-                                   eval_num_classes=20, eval_images_per_class=2,
-                                   eval_retrieval_pairs=40, seed=1), pool, progress=False)
+    pool = tiny_pool
     out = tmp_path_factory.mktemp("sweep")
     root = out / "smoke"
     proc = sweep_cli(pool, out, "--max-concurrent-trials", "1")

@@ -21,17 +21,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory):
-    from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
-
-    out = tmp_path_factory.mktemp("emoji")
-    generate_pool(EmojiWorldConfig(num_samples=1600, samples_per_shard=400, num_concepts=40,
-                                   eval_num_classes=20, eval_images_per_class=2,
-                                   eval_retrieval_pairs=40, seed=1), out, progress=False)
-    return out
-
-
 def tiny_config(pool: Path, out: Path, name: str, **train) -> dict:
     return {
         "name": name, "output_dir": str(out),
@@ -60,16 +49,16 @@ def write_yaml(cfg: dict, path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference_run(pool, tmp_path_factory):
+def reference_run(tiny_pool, tmp_path_factory):
     """An uninterrupted run through the CLI: the run the other tests compare against."""
     out = tmp_path_factory.mktemp("ref")
-    cfg = write_yaml(tiny_config(pool, out, "ref"), out / "ref.yaml")
+    cfg = write_yaml(tiny_config(tiny_pool, out, "ref"), out / "ref.yaml")
     proc = run_cli(["train", str(cfg)])
     assert proc.wait(timeout=600) == 0
     return out
 
 
-def test_two_worker_zero2_run_learns_and_logs(reference_run, pool):
+def test_two_worker_zero2_run_learns_and_logs(reference_run, tiny_pool):
     df = read_results(reference_run / "results")
     assert list(df["samples_seen"]) == [2048, 4096]
     assert list(df["status"]) == ["running", "finished"]
@@ -100,8 +89,8 @@ def test_reference_run_reproduces_the_golden_loss_curve(reference_run):
     assert df["zeroshot_top1_mean"].tolist() == pytest.approx(golden["zeroshot_top1_mean"], abs=0.02)
 
 
-def test_resume_reproduces_uninterrupted_losses(reference_run, pool, tmp_path):
-    cfg = write_yaml(tiny_config(pool, tmp_path, "ref"), tmp_path / "ref.yaml")
+def test_resume_reproduces_uninterrupted_losses(reference_run, tiny_pool, tmp_path):
+    cfg = write_yaml(tiny_config(tiny_pool, tmp_path, "ref"), tmp_path / "ref.yaml")
     proc = run_cli(["train", str(cfg)])
     run_dir = tmp_path / "ref"
     deadline = time.time() + 400
@@ -124,12 +113,12 @@ def test_resume_reproduces_uninterrupted_losses(reference_run, pool, tmp_path):
         assert got.loc[s, "zeroshot_top1_mean"] == pytest.approx(ref.loc[s, "zeroshot_top1_mean"], abs=1e-6)
 
 
-def test_worker_killed_mid_run_recovers_from_checkpoint(pool, tmp_path):
+def test_worker_killed_mid_run_recovers_from_checkpoint(tiny_pool, tmp_path):
     import psutil
 
     from clipscale.train.launch import train
 
-    cfg = resolve_paths(build_run_config(tiny_config(pool, tmp_path, "killed")), tmp_path)
+    cfg = resolve_paths(build_run_config(tiny_config(tiny_pool, tmp_path, "killed")), tmp_path)
     killed = []
 
     def kill_one_worker():
@@ -157,18 +146,18 @@ def test_worker_killed_mid_run_recovers_from_checkpoint(pool, tmp_path):
     assert final == pytest.approx(golden["loss"][-1], rel=1e-4)
 
 
-def test_bad_inputs_fail_before_workers_start(pool, tmp_path):
+def test_bad_inputs_fail_before_workers_start(tiny_pool, tmp_path):
     from clipscale.config import ConfigError
     from clipscale.data.shards import ShardError
     from clipscale.train.launch import prepare
 
-    base = tiny_config(pool, tmp_path, "bad")
+    base = tiny_config(tiny_pool, tmp_path, "bad")
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ShardError, match="no .tar or .parquet"):
         prepare(build_run_config({**base, "data": {"train_shards": str(empty)}}))
     with pytest.raises(ShardError, match="does not exist"):
-        prepare(build_run_config({**base, "data": {"train_shards": [str(pool / "pool" / "shard-00000.tar"),
+        prepare(build_run_config({**base, "data": {"train_shards": [str(tiny_pool / "pool" / "shard-00000.tar"),
                                                                      str(tmp_path / "missing.tar")]}}))
     with pytest.raises(ConfigError, match="tokenizer.path"):
         prepare(build_run_config({**base, "tokenizer": {"path": str(tmp_path / "none.model")}}))

@@ -166,7 +166,7 @@ def fmt_usd(usd: float) -> str:
 
 def format_costs(plan: dict, gpu: GpuAssumption, mfu: float, cluster: Cluster | None = None,
                  matches: list | None = None) -> str:
-    from clipscale.sweep.dry_run import human_time
+    from clipscale.sweep.dry_run import human_time, text_table
 
     node = gpu.node
     if node:
@@ -189,12 +189,9 @@ def format_costs(plan: dict, gpu: GpuAssumption, mfu: float, cluster: Cluster | 
              human_time(t.hours * 3600) + (f" (needs {t.gpus} GPUs, the cluster has {fits})"
                                            if fits is not None and t.gpus > fits else "")]
             for t in plan["trials"]]
-    head_row = ["trial", "GPUs", "GPU-hours", "cost (USD)", "wall-clock"]
-    widths = [max(len(r[i]) for r in [head_row, *rows]) for i in range(len(head_row))]
-    table = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head_row, *rows]]
-    table.insert(1, "  ".join("-" * w for w in widths))
+    table = text_table(["trial", "GPUs", "GPU-hours", "cost (USD)", "wall-clock"], rows)
     wall = (f"wall-clock {human_time(plan['wall_hours'] * 3600)} on {fits} GPUs ({plan['slots']} trial(s) at once)"
             if plan["wall_hours"] is not None else
             "wall-clock: unknown" if fits is None else f"wall-clock: a trial does not fit on {fits} GPUs")
     total = f"total {fmt_hours(plan['gpu_hours'])} GPU-hours, {fmt_usd(plan['usd'])}; {wall}"
-    return "\n".join([*lines, *table, "", total, *clipa_lines(matches or [], gpu, mfu)])
+    return "\n".join([*lines, table, "", total, *clipa_lines(matches or [], gpu, mfu)])

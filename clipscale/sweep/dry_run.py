@@ -121,16 +121,21 @@ def human_time(s: float) -> str:
     return f"{s:.0f} s"
 
 
+def text_table(head: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell, a dashed rule under the header."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def format_table(estimates: list[TrialEstimate]) -> str:
     axes = list(dict.fromkeys(k for e in estimates for k in e.trial.params))
     head = ["trial", *axes, "params", "stages", "GFLOPs/sample", "compute (FLOPs)", "est. time"]
     rows = [[e.trial.id, *[str(e.trial.params.get(a, "")) for a in axes], f"{e.params / 1e6:.2f}M",
              e.stages, f"{e.flops_per_sample / 1e9:.4g}", f"{e.compute:.3e}", human_time(e.seconds)]
             for e in estimates]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(head, rows)
 
 
 def dry_run(name: str, trials: list[tuple[Trial, RunConfig]], flops_per_s: float | None = None,

@@ -57,11 +57,9 @@ def finished_trials(table_dir: str) -> set[str]:
 def check_state(root: str, name: str, trials: list[Trial], resume: bool) -> None:
     """A fresh sweep refuses an existing folder; ``--resume`` needs one with the same trials.
     ``root`` is a path or a URI (the sweep's folder on the storage every node reaches)."""
-    if storage.is_uri(root):
-        try:
-            storage.check(root, "output_dir")
-        except storage.StorageError as e:
-            raise ConfigError(str(e)) from None
+    from clipscale.train.launch import check_locations
+
+    check_locations([("output_dir", root)])
     state = storage.join(root, "sweep.json")
     ids = [t.id for t in trials]
     if storage.exists(state) and not resume:
@@ -130,12 +128,12 @@ def launch(name: str, root: str, trials: list[tuple[Trial, RunConfig]], resume: 
     # Launch records (a line at the start and one at the end of each launch, the first run and
     # every resume): the benchmark reads scheduling overhead from these and the trials' timings.
     t0 = time.time()
-    storage.append_text(storage.join(root, "launches.jsonl"),
-                        json.dumps({"event": "start", "time": t0, "trials": summary["ran"], "slots": slots}) + "\n")
+    launches = storage.join(root, "launches.jsonl")
+    storage.append_text(launches, json.dumps({"event": "start", "time": t0, "trials": summary["ran"],
+                                              "slots": slots}) + "\n")
     grid = tuner.fit()
     summary["wall_s"] = time.time() - t0
-    storage.append_text(storage.join(root, "launches.jsonl"),
-                        json.dumps({"event": "end", "time": time.time(), "start": t0}) + "\n")
+    storage.append_text(launches, json.dumps({"event": "end", "time": time.time(), "start": t0}) + "\n")
     for r in grid:
         if r.error:
             summary["errors"][r.config["trial"]] = str(r.error).splitlines()[0][:300]

@@ -23,26 +23,27 @@ def truncate(tokens: torch.Tensor, k: int) -> torch.Tensor:
     return tokens[:, :k].clone()
 
 
-def random_keep(tokens: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+def _keep_rows(tokens: torch.Tensor, k: int, pick) -> torch.Tensor:
+    """Each row shortened to k tokens: a row of at most k real tokens is kept whole (padded);
+    a longer one keeps the positions ``pick(n)`` returns (n = its real length)."""
     out = torch.full((tokens.shape[0], k), PAD, dtype=tokens.dtype)
     for i, n in enumerate(_lengths(tokens).tolist()):
         if n <= k:
             out[i, :n] = tokens[i, :n]
         else:
-            idx = torch.randperm(n, generator=generator)[:k].sort().values
-            out[i] = tokens[i, idx]
+            out[i] = tokens[i, pick(n)]
     return out
+
+
+def random_keep(tokens: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    return _keep_rows(tokens, k, lambda n: torch.randperm(n, generator=generator)[:k].sort().values)
 
 
 def block_keep(tokens: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-    out = torch.full((tokens.shape[0], k), PAD, dtype=tokens.dtype)
-    for i, n in enumerate(_lengths(tokens).tolist()):
-        if n <= k:
-            out[i, :n] = tokens[i, :n]
-        else:
-            start = int(torch.randint(0, n - k + 1, (1,), generator=generator))
-            out[i] = tokens[i, start:start + k]
-    return out
+    def block(n: int) -> slice:
+        start = int(torch.randint(0, n - k + 1, (1,), generator=generator))
+        return slice(start, start + k)
+    return _keep_rows(tokens, k, block)
 
 
 def reduce_text(tokens: torch.Tensor, k: int, method: str, generator: torch.Generator) -> torch.Tensor:

@@ -20,16 +20,15 @@ from clipscale import storage
 def record_attempt(run_dir, rank: int, world: int, resumed_step: int, resumed_samples: int) -> dict:
     import ray
 
-    ctx = ray.get_runtime_context()
-    rec = {"rank": rank, "world_size": world, "node_id": ctx.get_node_id(),
-           "hostname": socket.gethostname(), "pid": os.getpid(), "start_time": time.time(),
+    ns = time.time_ns()
+    rec = {"rank": rank, "world_size": world, "node_id": ray.get_runtime_context().get_node_id(),
+           "hostname": socket.gethostname(), "pid": os.getpid(), "start_time": ns / 1e9,
            "resumed_step": resumed_step, "resumed_samples_seen": resumed_samples}
-    stamp = f"{time.time_ns():020d}"
-    storage.write_text(storage.join(run_dir, "attempts", f"{stamp}-rank{rank}.json"), json.dumps(rec))
+    storage.write_text(storage.join(run_dir, "attempts", f"{ns:020d}-rank{rank}.json"), json.dumps(rec))
     return rec
 
 
 def read_attempts(run_dir) -> list[dict]:
-    """Every rank's record, oldest first."""
+    """Every rank's record, oldest first (file names start with the start time in ns)."""
     files = storage.list_files(storage.join(run_dir, "attempts"), "*-rank*.json")
-    return sorted((json.loads(storage.read_text(f)) for f in files), key=lambda r: r["start_time"])
+    return [json.loads(storage.read_text(f)) for f in files]

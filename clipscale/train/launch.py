@@ -75,17 +75,20 @@ def prepare_tokenizer(cfg: RunConfig, captions: list[str]) -> str:
     return dest
 
 
-def check_storage(cfg: RunConfig) -> None:
-    """Reach the run's storage once (URIs only), so a wrong scheme, missing credentials or an
-    unreachable bucket fail here with the config field named, before Ray starts workers."""
-    fields = [("output_dir", cfg.output_dir), ("results_dir", cfg.results_dir),
-              ("tokenizer.path", cfg.tokenizer.path), ("eval.eval_dir", cfg.eval.eval_dir)]
+def check_locations(fields: list[tuple[str, str | None]]) -> None:
+    """Reach each (config field, location) once (URIs only), so a wrong scheme, missing
+    credentials or an unreachable bucket fail here with the field named, before Ray starts workers."""
     for field, loc in fields:
         if loc and storage.is_uri(loc):
             try:
                 storage.check(loc, field)
             except storage.StorageError as e:
                 raise ConfigError(str(e)) from None
+
+
+def check_storage(cfg: RunConfig) -> None:
+    check_locations([("output_dir", cfg.output_dir), ("results_dir", cfg.results_dir),
+                     ("tokenizer.path", cfg.tokenizer.path), ("eval.eval_dir", cfg.eval.eval_dir)])
 
 
 def check_fresh_or_resume(cfg: RunConfig, resume: bool) -> None:

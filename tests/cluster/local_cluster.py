@@ -36,12 +36,10 @@ class LocalCluster:
     def __init__(self, log_dir: Path, env: dict | None = None):
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        # Unix socket paths are limited to ~107 bytes: keep Ray's session folder short.
-        self.temp_dir = tempfile.mkdtemp(prefix="rc", dir="/tmp")
         self.env = {**os.environ, "RAY_AUTH_MODE": "disabled", **(env or {})}
         self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
         self.gcs_port, self.dashboard_port = free_port(), free_port()
-        self.temp_dirs = [self.temp_dir]
+        self.temp_dirs: list[str] = []  # one per node
         self.nodes: dict[str, subprocess.Popen] = {}
 
     @property
@@ -53,27 +51,28 @@ class LocalCluster:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def _start(self, name: str, args: list[str]) -> None:
+        # Its own temp folder, as on a separate machine: nodes sharing one would also share the
+        # runtime-env cache, and one node's cache clean-up would delete another's working_dir.
+        # Short, because Unix socket paths are limited to ~107 bytes.
+        temp_dir = tempfile.mkdtemp(prefix=f"rc{name[:4]}", dir="/tmp")
+        self.temp_dirs.append(temp_dir)
         with open(self.log_dir / f"node-{name}.log", "w") as log:  # the child keeps its own fd
             self.nodes[name] = subprocess.Popen(
                 [RAY, "start", "--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1",
-                 *node_ports(), *args], env=self.env, start_new_session=True, stdout=log,
+                 "--temp-dir", temp_dir, *node_ports(), *args],
+                env=self.env, start_new_session=True, stdout=log,
                 stderr=subprocess.STDOUT)
 
     def start_head(self, num_cpus: int, object_store_bytes: int = 10**9) -> None:
         self._start("head", ["--head", "--port", str(self.gcs_port), "--num-cpus", str(num_cpus),
                              "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dashboard_port),
-                             "--ray-client-server-port", str(free_port()), "--temp-dir", self.temp_dir,
+                             "--ray-client-server-port", str(free_port()),
                              "--object-store-memory", str(object_store_bytes), "--resources",
                              json.dumps({NODE_TAG + "head": 1})])
         self.wait_for(1)
 
     def add_worker(self, name: str, num_cpus: int, object_store_bytes: int = 10**9) -> None:
-        # Its own temp folder, as on a separate machine: nodes sharing one would also share the
-        # runtime-env cache, and one node's cache clean-up would delete another's working_dir.
-        temp_dir = tempfile.mkdtemp(prefix=f"rc{name[:4]}", dir="/tmp")
-        self.temp_dirs.append(temp_dir)
         self._start(name, ["--address", self.address, "--num-cpus", str(num_cpus),
-                           "--temp-dir", temp_dir,
                            "--object-store-memory", str(object_store_bytes),
                            "--resources", json.dumps({NODE_TAG + name: 1})])
         self.wait_for(len(self.nodes))

@@ -45,13 +45,8 @@ def latest_attempt(run_dir: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def node_loss(tmp_path_factory):
-    from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
-
-    pool = tmp_path_factory.mktemp("emoji")
-    generate_pool(EmojiWorldConfig(num_samples=1600, samples_per_shard=400, num_concepts=40,
-                                   eval_num_classes=20, eval_images_per_class=2,
-                                   eval_retrieval_pairs=40, seed=1), pool, progress=False)
+def node_loss(tiny_pool, tmp_path_factory):
+    pool = tiny_pool
     work = tmp_path_factory.mktemp("multinode")
     shared = work / "shared"          # the storage path every node reads and writes
     root = shared / "smoke"

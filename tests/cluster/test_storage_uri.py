@@ -23,16 +23,11 @@ pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_run_on_a_uri_checkpoints_there_and_resumes_from_it(tmp_path):
-    from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
-
+def test_run_on_a_uri_checkpoints_there_and_resumes_from_it(tiny_pool, tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from test_train import run_cli, tiny_config, write_yaml  # tests/test_train.py
 
-    pool = tmp_path / "emoji"  # the pool of tests/test_train.py, so the golden curve applies
-    generate_pool(EmojiWorldConfig(num_samples=1600, samples_per_shard=400, num_concepts=40,
-                                   eval_num_classes=20, eval_images_per_class=2,
-                                   eval_retrieval_pairs=40, seed=1), pool, progress=False)
+    pool = tiny_pool  # the pool of the golden loss curve
     shared = tmp_path / "shared"
     out = shared.as_uri()                      # file:///.../shared
     cfg = tiny_config(pool, tmp_path, "ref")
