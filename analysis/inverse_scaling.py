@@ -20,15 +20,11 @@ def _other_axis(axis: str) -> str:
     return TOKEN_AXES[1 - TOKEN_AXES.index(axis)]
 
 
-def token_length_table(frame: pd.DataFrame, axis: str = "image_tokens",
-                       metric: str = "zeroshot_top1_mean", languages: str | None = None) -> pd.DataFrame:
-    """Mean accuracy (over seeds) per model and token length on ``axis``.
-
-    Like is compared with like: one training-language mix (``languages``; default: the mix with most runs),
-    and per model only the final evaluations at that model's largest samples_seen, with the other token axis
-    at its full (largest) length for that model.
-    Columns: model, params, languages, <axis>, accuracy, runs.
-    """
+def token_length_runs(frame: pd.DataFrame, axis: str = "image_tokens", metric: str = "zeroshot_top1_mean",
+                      languages: str | None = None) -> pd.DataFrame:
+    """The runs the token-length comparison uses: each run's final evaluation, one training-language mix
+    (``languages``; default: the mix with most runs), per model only the runs at that model's largest
+    samples_seen with the other token axis at its full (largest) length for that model."""
     other = _other_axis(axis)
     for col in (axis, other, metric, "params"):
         if col not in frame.columns:
@@ -44,7 +40,15 @@ def token_length_table(frame: pd.DataFrame, axis: str = "image_tokens",
         raise DegenerateInputError(f"no run trained on languages {languages!r}")
     keep = (rows["samples_seen"] == rows.groupby("model")["samples_seen"].transform("max")) & \
            (rows[other] == rows.groupby("model")[other].transform("max"))
-    sel = rows[keep]
+    return rows[keep].reset_index(drop=True)
+
+
+def token_length_table(frame: pd.DataFrame, axis: str = "image_tokens",
+                       metric: str = "zeroshot_top1_mean", languages: str | None = None) -> pd.DataFrame:
+    """Mean accuracy (over seeds) per model and token length on ``axis``, over ``token_length_runs``
+    (like compared with like). Columns: model, params, languages, <axis>, accuracy, runs."""
+    sel = token_length_runs(frame, axis, metric, languages)
+    languages = sel["languages"].iloc[0]
     table = (sel.groupby(["model", axis], sort=False)
              .agg(params=("params", "first"), accuracy=(metric, "mean"), runs=(metric, "size"))
              .reset_index())
