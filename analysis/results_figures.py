@@ -14,9 +14,11 @@ from analysis.bootstrap import bootstrap_fits, bootstrap_intervals, extrapolatio
 from analysis.checks import DegenerateInputError, require_columns
 from analysis.chinchilla import chinchilla_extrapolation, fit_chinchilla, law_to_start
 from analysis.frontier import pareto_frontier
-from analysis.inverse_scaling import TOKEN_AXES, shortest_token_length, token_length_table
+from analysis.effects_report import (claimed_closes, claimed_shortest, drop_table, effects_section,
+                                     gap_with_intervals, token_table_with_intervals)
+from analysis.inverse_scaling import TOKEN_AXES, shortest_token_length, token_length_runs, token_length_table
 from analysis.load import finals
-from analysis.multilinguality import english_gap, language_accuracy_table, where_gap_closes
+from analysis.multilinguality import ENGLISH_METRIC, english_gap, language_accuracy_table
 from analysis.planner import compute_optimal_frontier, config_laws
 from analysis.plots import COLORS, curve_grid, draw_cloud, draw_law, draw_lines, log_axes, new_axes, save
 from analysis.powerlaw import fit_power_law, fit_saturating_power_law
@@ -48,7 +50,7 @@ def _with_values(rows: pd.DataFrame, column: str, report: Report) -> pd.DataFram
     return kept
 
 
-def scaling_section(frame, out: Outputs, metric: str, n_resamples: int, seed: int) -> None:
+def scaling_section(frame, out: Outputs, metric: str, n_resamples: int, seed: int, verdict=None) -> None:
     out.report.section("Error against compute", f"Error = 1 - {metric}, one point per run (its last evaluation); "
                        "laws fitted on the running-minimum Pareto frontier.")
     require_columns(frame, ["compute", "model", metric], "error against compute")
@@ -63,6 +65,11 @@ def scaling_section(frame, out: Outputs, metric: str, n_resamples: int, seed: in
     draw_law(ax, x, y, law, fits, COLORS[0], f"power law {law.formula(3)}")
     intervals = bootstrap_intervals(fit_power_law, (x, y), n_resamples, seed=seed, estimate=law) if fits else None
     out.report.law("Power law", law.formula(3), intervals)
+    # a running minimum falls even on pure noise, so these frontier-point intervals cannot tell a law from
+    # noise; the verdict is effect (c)'s, over the frontier of significant steps
+    if verdict is not None:
+        out.report.text(f"**Verdict (c):** {verdict.statement}. The running-minimum frontier above falls even "
+                        "on noise; the verdict uses only frontier steps that are significant.")
     laws += [{"law": "power", "parameter": k, "estimate": v} for k, v in vars(law).items()]
     if len(x) >= 3:
         ex = extrapolation_error(fit_power_law, x, y)
@@ -111,7 +118,7 @@ def chinchilla_section(frame, out: Outputs, n_resamples: int, seed: int) -> None
                           for k, v in intervals.items()]), "chinchilla_fit.csv")
 
 
-def inverse_scaling_section(frame, out: Outputs, metric: str, tolerance: float) -> None:
+def inverse_scaling_section(frame, out: Outputs, metric: str, tolerance: float, drops=None) -> None:
     out.report.section("Inverse scaling: accuracy against token length",
                        f"Per model at its largest samples seen, other axis at full length; shortest length within "
                        f"{tolerance} of full-length accuracy.")
@@ -121,6 +128,9 @@ def inverse_scaling_section(frame, out: Outputs, metric: str, tolerance: float) 
         try:
             table = token_length_table(frame, axis, metric)
             short = shortest_token_length(table, axis, tolerance)
+            table = token_table_with_intervals(table, token_length_runs(frame, axis, metric), axis, metric,
+                                               out.report)
+            short = claimed_shortest(short, table, axis)
         except DegenerateInputError as err:
             out.report.skipped(f"Accuracy against {axis}", str(err))
             # say on the figure why the panel is empty, rather than leave bare axes
@@ -135,13 +145,17 @@ def inverse_scaling_section(frame, out: Outputs, metric: str, tolerance: float) 
         out.csv(table, f"accuracy_by_{axis}.csv")
         out.csv(short, f"shortest_{axis}.csv")
         out.report.table(short)
+        if axis == "image_tokens" and drops is not None and drops.details:
+            out.report.text("Accuracy lost from full to shortest image tokens (95% interval; not significant "
+                            "where it holds zero):")
+            out.report.table(drop_table(drops))
         done += 1
     if not done:
         raise DegenerateInputError("no token axis could be analysed")
     out.fig(fig, "inverse_scaling", "Zero-shot accuracy against image and text token count, per model size")
 
 
-def multilinguality_section(frame, out: Outputs, tolerance: float) -> None:
+def multilinguality_section(frame, out: Outputs, tolerance: float, english: str = ENGLISH_METRIC) -> None:
     out.report.section("Curse of multilinguality", "English and non-English zero-shot accuracy per model and seen "
                        "pairs; gap = English accuracy of worldwide minus English-only training.")
     table = language_accuracy_table(frame)
@@ -165,9 +179,12 @@ def multilinguality_section(frame, out: Outputs, tolerance: float) -> None:
     except DegenerateInputError as err:
         out.report.skipped("English gap", str(err))
         return
-    closes = where_gap_closes(gap)
+    gap = gap_with_intervals(gap, frame, english, out.report)
+    closes = claimed_closes(gap)
     out.csv(gap, "english_gap.csv")
     out.csv(closes, "english_gap_closes.csv")
+    out.report.table(gap)
+    out.report.text("Where the gap closes (gap >= -tolerance from that scale on), over rows above chance:")
     out.report.table(closes)
 
 
@@ -219,9 +236,11 @@ def make_results(frame: pd.DataFrame, out_dir: Path, metric: str = "zeroshot_top
     out.csv(frame, "results.csv")
     report.text(f"{len(frame)} evaluations of {frame['run_id'].nunique()} runs; "
                 f"models: {', '.join(sorted(frame['model'].astype(str).unique()))}.")
-    sections = [("Error against compute", lambda: scaling_section(frame, out, metric, n_resamples, seed)),
+    effects, out.paths["summary.json"] = effects_section(frame, report, out_dir, metric, n_resamples, seed)
+    inverse, _, power = effects
+    sections = [("Error against compute", lambda: scaling_section(frame, out, metric, n_resamples, seed, power)),
                 ("Loss surface", lambda: chinchilla_section(frame, out, n_resamples, seed)),
-                ("Inverse scaling", lambda: inverse_scaling_section(frame, out, metric, tolerance)),
+                ("Inverse scaling", lambda: inverse_scaling_section(frame, out, metric, tolerance, inverse)),
                 ("Curse of multilinguality", lambda: multilinguality_section(frame, out, tolerance)),
                 ("Planner", lambda: planner_section(frame, out, metric, n_resamples, seed))]
     for name, run in sections:
