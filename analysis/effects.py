@@ -171,16 +171,19 @@ def english_gap_effect(frame: pd.DataFrame, metric: str = "zeroshot_top1_mean", 
         cells = [(key, c) for key, c in g.groupby(["image_tokens", "text_tokens"]) if c["mix"].nunique() == 2]
         if not cells:
             continue
-        gaps, gap_reps, ww_n, en_n, best = [], [], 0.0, 0.0, False
+        gaps, gap_reps, ww_n, en_n = [], [], 0.0, 0.0
         for _, c in cells:
             ww, en = c[c["mix"] == "worldwide"], c[c["mix"] == "english-only"]
             gaps.append(ww["acc"].mean() - en["acc"].mean())
             gap_reps.append(cell_replicates(ww["acc"], ww["n"], rng, n_resamples)
                             - cell_replicates(en["acc"], en["n"], rng, n_resamples))
             ww_n, en_n = ww_n + ww["n"].sum(), en_n + en["n"].sum()
-            best = best or any(above_chance(a, n, ch) for a, n, ch in zip(c["acc"], c["n"], c["chance"]))
         ww_acc = float(np.mean([c[c["mix"] == "worldwide"]["acc"].mean() for _, c in cells]))
         en_acc = float(np.mean([c[c["mix"] == "english-only"]["acc"].mean() for _, c in cells]))
+        # judged on each mix's pooled runs (one test per mix, not one per run: many tests would find
+        # some run "above chance" by luck)
+        ch = float(g["chance"].max())
+        best = above_chance(ww_acc, ww_n, ch) or above_chance(en_acc, en_n, ch)
         lo, hi = difference_interval(ww_acc, ww_n, en_acc, en_n)
         details.append({"model": model, "params": int(g["params"].iloc[0]), "configs": len(cells),
                         "english_worldwide": ww_acc, "english_only": en_acc, "gap": float(np.mean(gaps)),

@@ -31,6 +31,7 @@ def verdict_lines(effects: list[Effect]) -> list[str]:
 
 def write_summary(effects: list[Effect], metric: str, path: Path) -> Path:
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(summary(effects, metric), indent=2, sort_keys=True, allow_nan=False, default=float)
     path.write_bytes((text + "\n").encode("utf-8"))
     return path

@@ -18,6 +18,9 @@ SAMPLES = (1e5, 3e5, 1e6)
 FULL_IMAGE, FULL_TEXT = 64, 32
 
 
+EVAL_N, CLASSES = 1000, 100  # zero-shot images scored per language and classes: chance is 1%
+
+
 def synthetic_rows(seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
     rows = []
@@ -55,6 +58,8 @@ def synthetic_rows(seed: int = 0) -> list[dict]:
                     for lang, a in acc.items():
                         row[f"zeroshot_top1_{lang}"] = a
                         row[f"i2t_r1_{lang}"] = min(1.0, a + 0.05)
+                        row[f"zeroshot_n_{lang}"] = EVAL_N
+                    row["zeroshot_classes"] = CLASSES
                     row["zeroshot_top1_mean"] = float(np.mean(list(acc.values())))
                     row["zeroshot_top1_non_en"] = float(np.mean([acc[x] for x in LANGS[1:]]))
                     rows.append(row)
