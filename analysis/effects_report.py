@@ -29,6 +29,12 @@ def verdict_lines(effects: list[Effect]) -> list[str]:
     return [f"{LABELS.get(e.name, e.name)}: {e.statement}" for e in effects]
 
 
+def summary_verdicts(doc: dict) -> list[str]:
+    """``verdict_lines`` from a loaded summary.json (what ``clipscale demo`` prints last)."""
+    order = sorted(doc["effects"], key=lambda k: (list(LABELS).index(k) if k in LABELS else len(LABELS), k))
+    return [f"{LABELS.get(name, name)}: {doc['effects'][name]['statement']}" for name in order]
+
+
 def write_summary(effects: list[Effect], metric: str, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,31 @@ def run(args) -> int:
     from clipscale.demo import REPO_SWEEPS, run_demo
 
     done = run_demo(Path(args.out), args.num_samples, Path(args.sweep) if args.sweep else REPO_SWEEPS / "demo.yaml")
+    quiet_ray()
     print(f"\n== clipscale demo: done in {done['wall_s'] / 60:.1f} min ==")
     for name, path in done["outputs"].items():
         print(f"  {name:18s} {path}")
+    if "summary" in done["outputs"]:
+        print_verdicts(Path(done["outputs"]["summary"]))
     return 0
+
+
+def quiet_ray() -> None:
+    """Stop Ray (and its log streaming) before the result lines, so no worker chatter follows them."""
+    import sys
+
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        sys.modules["ray"].shutdown()
+    sys.stderr.flush()
+
+
+def print_verdicts(summary: Path) -> None:
+    """The three effects' verdict lines, the demo's last output."""
+    import json
+
+    from analysis.effects_report import summary_verdicts
+
+    print("\n== effects (95% intervals; see report.md) ==")
+    for line in summary_verdicts(json.loads(summary.read_text())):
+        print(f"  {line}")
+    print(end="", flush=True)

@@ -72,5 +72,7 @@ def run_demo(out: Path, num_samples: int = 20_000, sweep_file: Path = REPO_SWEEP
     t0 = step("5/5 analysis: figures and report from the results table")
     figures = make_all(table, out / "figures")
     outputs["figures"] = out / "figures"
+    if "summary.json" in figures:  # the effects' verdicts; `clipscale demo` prints them last
+        outputs["summary"] = figures["summary.json"]
     print(f"   {len(figures)} files in {time.time() - t0:.0f}s")
     return {"outputs": outputs, "curation": report, "wall_s": time.time() - t_demo}

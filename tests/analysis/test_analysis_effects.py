@@ -103,3 +103,15 @@ def test_no_shortest_token_length_is_claimed_at_chance(tmp_path):
                             all_effects(frame, n_resamples=20)[0])
     text = "\n".join(report.lines)
     assert "not claimed" in text and "| false |" in text
+
+
+def test_demo_prints_the_three_verdicts_last(tmp_path, capsys):
+    from clipscale.cli_demo import print_verdicts
+
+    _, path = effects_section(results_frame(synthetic_rows()), Report("known"), tmp_path, "zeroshot_top1_mean",
+                              n_resamples=50, seed=0)
+    print_verdicts(path)
+    last = capsys.readouterr().out.rstrip("\n").splitlines()[-3:]
+    assert [line.split(":")[0].strip() for line in last] == ["(a) inverse scaling", "(b) English gap",
+                                                             "(c) power law"]
+    assert all(RESOLVED in line or "direction" in line or "power law of compute" in line for line in last)

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = REPO.parent / "shared" / "reference"
 TEXT_OUTPUTS = ("results.csv", "laws.csv", "chinchilla_fit.csv", "accuracy_by_image_tokens.csv",
                 "shortest_image_tokens.csv", "language_accuracy.csv", "english_gap.csv",
-                "compute_optimal_plan.csv", "report.md")
+                "compute_optimal_plan.csv", "report.md", "summary.json")
 
 
 @pytest.fixture(scope="module")
