@@ -92,14 +92,31 @@ def _model_order(rows: pd.DataFrame) -> list[str]:
     return list(rows.sort_values(["params", "model"], kind="stable")["model"].drop_duplicates())
 
 
+def token_runs_every_mix(frame: pd.DataFrame, axis: str, metric: str) -> pd.DataFrame:
+    """``token_length_runs`` for every training-language mix, stacked: each mix compares like with like, and
+    averaging a model's drop over its mixes uses every run the sweep has."""
+    if metric not in frame.columns:
+        raise DegenerateInputError(f"results have no column {metric!r}")
+    parts = []
+    for languages in sorted(finals(frame).dropna(subset=[metric])["languages"].unique()):
+        try:
+            parts.append(token_length_runs(frame, axis, metric, languages))
+        except DegenerateInputError:
+            continue
+    if not parts:
+        raise DegenerateInputError(f"no training mix has final evaluations with {metric}")
+    return pd.concat(parts, ignore_index=True)
+
+
 def inverse_scaling_effect(frame: pd.DataFrame, metric: str = "zeroshot_top1_mean", axis: str = "image_tokens",
                            n_resamples: int = 1000, seed: int = 0) -> Effect:
-    """Accuracy lost from each model's full to its shortest ``axis`` length; estimate = the smallest model's
-    loss minus the largest's (positive: larger models lose less, CLIPA's direction), over the models whose
-    full-length accuracy is significantly above chance."""
+    """Accuracy lost from each model's full to its shortest ``axis`` length (within each training mix, then
+    averaged over the mixes); estimate = the smallest model's loss minus the largest's (positive: larger
+    models lose less, CLIPA's direction), over the models whose full-length accuracy is significantly above
+    chance."""
     name, question = "inverse_scaling", f"do larger models lose less {metric} when {axis} shrink?"
     try:
-        runs = token_length_runs(frame, axis, metric)
+        runs = token_runs_every_mix(frame, axis, metric)
     except DegenerateInputError as err:
         return unresolved(name, question, str(err))
     rows, why = with_counts(runs, metric)
@@ -110,20 +127,29 @@ def inverse_scaling_effect(frame: pd.DataFrame, metric: str = "zeroshot_top1_mea
     details, reps = [], {}
     for model in _model_order(rows):
         g = rows[rows["model"] == model]
-        full_len, short_len = g[axis].max(), g[axis].min()
-        if full_len == short_len:
+        fulls, shorts, mix_reps, lengths = [], [], [], None
+        for _, m in g.groupby("languages", sort=True):
+            full_len, short_len = m[axis].max(), m[axis].min()
+            if full_len == short_len:
+                continue
+            full, short = m[m[axis] == full_len], m[m[axis] == short_len]
+            fulls.append(full)
+            shorts.append(short)
+            lengths = lengths or (int(full_len), int(short_len))
+            mix_reps.append(cell_replicates(full["acc"], full["n"], rng, n_resamples)
+                            - cell_replicates(short["acc"], short["n"], rng, n_resamples))
+        if not fulls:
             continue
-        full, short = g[g[axis] == full_len], g[g[axis] == short_len]
-        fa, fn, sa, sn = full["acc"].mean(), full["n"].sum(), short["acc"].mean(), short["n"].sum()
+        fa, sa = np.mean([f["acc"].mean() for f in fulls]), np.mean([s["acc"].mean() for s in shorts])
+        fn, sn = sum(f["n"].sum() for f in fulls), sum(s["n"].sum() for s in shorts)
         lo, hi = difference_interval(fa, fn, sa, sn)
-        ok = above_chance(fa, fn, float(full["chance"].max()))
-        details.append({"model": model, "params": int(g["params"].iloc[0]), "full_tokens": int(full_len),
-                        "short_tokens": int(short_len), "full_accuracy": float(fa), "short_accuracy": float(sa),
-                        "drop": float(fa - sa), "drop_low": lo, "drop_high": hi,
+        ok = above_chance(fa, fn, float(g["chance"].max()))
+        details.append({"model": model, "params": int(g["params"].iloc[0]), "full_tokens": lengths[0],
+                        "short_tokens": lengths[1], "mixes": len(fulls), "full_accuracy": float(fa),
+                        "short_accuracy": float(sa), "drop": float(fa - sa), "drop_low": lo, "drop_high": hi,
                         "drop_significant": excludes_zero(lo, hi), "full_above_chance": ok})
         if ok:
-            reps[model] = (cell_replicates(full["acc"], full["n"], rng, n_resamples)
-                           - cell_replicates(short["acc"], short["n"], rng, n_resamples))
+            reps[model] = np.mean(mix_reps, axis=0)
     if len(details) < 2:
         return unresolved(name, question, f"fewer than 2 model sizes vary {axis}", chance, details)
     if len(reps) < 2:

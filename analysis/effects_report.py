@@ -109,7 +109,7 @@ def claimed_shortest(short: pd.DataFrame, table: pd.DataFrame, axis: str) -> pd.
 
 def drop_table(effect: Effect) -> pd.DataFrame:
     """Effect (a)'s per-model accuracy lost from full to shortest tokens, with its interval."""
-    cols = ["model", "params", "full_tokens", "short_tokens", "full_accuracy", "short_accuracy", "drop",
+    cols = ["model", "params", "full_tokens", "short_tokens", "mixes", "full_accuracy", "short_accuracy", "drop",
             "drop_low", "drop_high", "drop_significant", "full_above_chance"]
     return pd.DataFrame(effect.details, columns=cols)
 
@@ -144,6 +144,9 @@ def claimed_closes(gap: pd.DataFrame) -> pd.DataFrame:
     kept = gap[gap["above_chance"]]
     out = where_gap_closes(kept) if not kept.empty else pd.DataFrame(
         columns=["model", "params", "closes_at_samples_seen", "gap_at_largest"])
+    if not out.empty:  # the gap at the largest scale with its interval: a gap inside it is not significant
+        largest = kept[kept["samples_seen"] == kept.groupby("model")["samples_seen"].transform("max")]
+        out = out.merge(largest[["model", "gap_low", "gap_high", "gap_significant"]], on="model", how="left")
     missing = gap.drop_duplicates("model").loc[lambda d: ~d["model"].isin(out["model"]), ["model", "params"]]
     missing = missing.assign(closes_at_samples_seen="not claimed: at chance", gap_at_largest=np.nan)
     out = pd.concat([out.astype({"closes_at_samples_seen": object}), missing], ignore_index=True)
