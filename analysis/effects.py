@@ -177,7 +177,7 @@ def english_gap_effect(frame: pd.DataFrame, metric: str = "zeroshot_top1_mean", 
     the worldwide mix's English deficit shrinks with capacity, Meta CLIP 2's direction)."""
     english = language_metric(metric, "en") if not metric.endswith("_en") else metric
     name, question = "english_gap", f"does the worldwide vs English-only gap on {english} shrink with model size?"
-    for col in ("languages", "english_share", "params"):
+    for col in ("languages", "english_share", "params", "samples_seen", "image_tokens", "text_tokens"):
         if col not in frame.columns:
             return unresolved(name, question, f"the results have no column {col!r}")
     try:

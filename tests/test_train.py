@@ -71,6 +71,8 @@ def test_two_worker_zero2_run_learns_and_logs(reference_run, tiny_pool):
     for metric in ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5"):
         assert all(0.0 <= last[f"{metric}_{lang}"] <= 1.0 for lang in langs)
     assert last["zeroshot_top1_mean"] > 1 / 20  # 20 classes: chance is 0.05
+    # the sizes the analysis needs for chance levels and binomial intervals reach the table
+    assert last["zeroshot_classes"] == 20 and last["zeroshot_n_en"] > 0 and last["retrieval_n_ja"] >= 2
     assert last["compute"] == pytest.approx(4096 * last["train_flops_per_sample"])
     assert last["params"] > 0 and last["image_tokens"] == 16 and last["text_tokens"] == 16
     wandb_runs = list((reference_run / "ref" / "wandb").glob("offline-run-*/run-*.wandb"))
