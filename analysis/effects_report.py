@@ -22,6 +22,7 @@ LABELS = {"inverse_scaling": "(a) inverse scaling", "english_gap": "(b) English 
 NO_SIZES = ("This results table records no eval-set sizes or class counts (zeroshot_n_<lang>, retrieval_n_<lang>, "
             "zeroshot_classes; tables written before they existed): accuracies below carry no binomial interval "
             "or chance level, and no effect can be resolved. Re-evaluate the checkpoints to get them.")
+NO_SIZES_SHORT = "No eval-set sizes in this table: accuracies are shown without intervals or chance levels."
 
 
 def verdict_lines(effects: list[Effect]) -> list[str]:
@@ -58,6 +59,8 @@ def effects_section(frame: pd.DataFrame, report: Report, out_dir: Path, metric: 
                    "holds zero is *not resolved at this scale*: no conclusion is drawn from it. Only models whose "
                    "accuracy is significantly above chance enter an effect.")
     report.table(effects_table(effects))
+    if any("records no eval-set size" in e.statement for e in effects):
+        report.text(NO_SIZES)
     for line in verdict_lines(effects):
         report.text(f"- {line}")
     chance = summary(effects, metric)["chance"]
@@ -86,7 +89,7 @@ def token_table_with_intervals(table: pd.DataFrame, runs: pd.DataFrame, axis: st
                                report: Report) -> pd.DataFrame:
     counts = cell_counts(runs, metric, ["model", axis])
     if counts is None:
-        report.text(NO_SIZES)
+        report.text(NO_SIZES_SHORT)
         return table
     return add_intervals(table.merge(counts, on=["model", axis], how="left"), "accuracy")
 
@@ -121,7 +124,7 @@ def gap_with_intervals(gap: pd.DataFrame, frame: pd.DataFrame, english: str, rep
     rows = rows.assign(mix=[training_mix(l, s) for l, s in zip(rows["languages"], rows["english_share"])])
     counts = cell_counts(rows, english, ["model", "samples_seen", "mix"])
     if counts is None:
-        report.text(NO_SIZES)
+        report.text(NO_SIZES_SHORT)
         return gap
     ww = counts[counts["mix"] == "worldwide"].drop(columns="mix")
     en = counts[counts["mix"] == "english-only"].drop(columns="mix")
