@@ -47,11 +47,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--device cuda: no CUDA device on this machine")
     found = targets(args.checkpoint)
     scorer = SuiteScorer(suites)  # every suite read and checked before any model loads
-    lines = []
+    lines, scored = [], 0
     try:
         for target in tqdm(found, desc="checkpoints", disable=len(found) < 2, file=sys.stderr):
+            if len(found) > 1 and not any(target.glob("checkpoint_*")):
+                lines.append(f"{target.name}: skipped, no checkpoint yet")  # a sweep's unstarted trial
+                continue
             row, written = score_checkpoint(target, scorer, args.results, args.json_dir, device,
                                             args.batch_size)
+            scored += 1
             heads = [k for k in row if "/" in k and k.endswith("_mean") and
                      k.split("/", 1)[0] in {s.name for s in suites} and
                      k.split("/", 1)[1].split("_mean")[0] in ("top1", "i2t_r1", "t2i_r1")]
@@ -61,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as e:
         raise ConfigError(str(e)) from None
     table = args.results or "each run's results table"
-    print(f"[clipscale] eval: {len(found)} checkpoint(s) on {len(suites)} suite(s); rows (status rescored) in {table}")
+    print(f"[clipscale] eval: {scored} checkpoint(s) on {len(suites)} suite(s); rows (status rescored) in {table}")
     print("\n".join(lines))
     return 0
