@@ -15,6 +15,7 @@ VERB_MODULES = [
     "clipscale.cli_sweep",
     "clipscale.cli_flops",
     "clipscale.cli_demo",
+    "clipscale.cli_export",
     "analysis.cli",
 ]
 
