@@ -1,0 +1,1 @@
+"""Export trained models to open_clip's hub layout (docs: README, "Exporting a model")."""
