@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from clipscale import storage
+from clipscale.evaluation.suite_config import Suite, check_unique_names
 
 ImageReduction = Literal["none", "resize", "random", "grid", "block"]
 TextReduction = Literal["truncate", "random", "block", "syntax"]
@@ -137,8 +138,15 @@ class EvalConfig(Strict):
     eval_dir: str | None = Field(None, description="Held-out sets (emoji-world layout; a path or URI); None: no evaluation.")
     every_samples: int = Field(10_000, gt=0, description="Evaluate every this many samples, and at the end.")
     batch_size: int = Field(256, gt=0)
+    suites: list[Suite] = Field(default_factory=list, description="Evaluation suites (clip_benchmark wds, image "
+                                "folder, multilingual retrieval; see README), scored at every evaluation.")
 
     _locations = field_validator("eval_dir")(_check_locations)
+
+    @model_validator(mode="after")
+    def _unique_suites(self):
+        check_unique_names(self.suites)
+        return self
 
 
 class LoggingConfig(Strict):
@@ -321,6 +329,7 @@ def resolve_paths(cfg: RunConfig, base: Path) -> RunConfig:
     cfg.data.train_shards = absolute(cfg.data.train_shards)
     cfg.tokenizer.path = absolute(cfg.tokenizer.path)
     cfg.eval.eval_dir = absolute(cfg.eval.eval_dir)
+    cfg.eval.suites = [s.resolved(absolute) for s in cfg.eval.suites]
     cfg.output_dir = absolute(cfg.output_dir)
     cfg.results_dir = absolute(cfg.results_dir)
     return cfg

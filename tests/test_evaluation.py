@@ -90,8 +90,12 @@ def test_evaluate_small_real_model(world):
     names = {f"zeroshot_top1_{lang}" for lang in LANGUAGES}
     names |= {f"{m}_{k}_{lang}" for m in ("i2t", "t2i") for k in ("r1", "r5") for lang in LANGUAGES}
     names |= {"zeroshot_top1_mean", "zeroshot_top1_non_en"}
-    assert set(m) == names == set(chance_levels(sets))
-    assert all(0.0 <= v <= 1.0 for v in m.values())
+    counts = {f"{kind}_n_{lang}" for kind in ("zeroshot", "retrieval") for lang in LANGUAGES} | {"zeroshot_classes"}
+    assert set(m) == names | counts and names == set(chance_levels(sets))
+    # the sizes the analysis draws binomial intervals and chance levels from
+    assert all(m[f"zeroshot_n_{lang}"] == 16 and m[f"retrieval_n_{lang}"] == 12 for lang in LANGUAGES)
+    assert m["zeroshot_classes"] == 8
+    assert all(0.0 <= m[k] <= 1.0 for k in names)
     assert m["zeroshot_top1_mean"] == pytest.approx(np.mean([m[f"zeroshot_top1_{l}"] for l in LANGUAGES]))
     assert m["zeroshot_top1_non_en"] == pytest.approx(
         np.mean([m[f"zeroshot_top1_{l}"] for l in LANGUAGES if l != "en"]))

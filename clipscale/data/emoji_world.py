@@ -25,6 +25,7 @@ from clipscale.data import emoji_render as R
 from clipscale.data.emoji_text import (COLORS, GENERIC_CAPTIONS, LANGUAGES, PROMPTS, TEMPLATES,
                                        Concept, build_concepts, candidate_emoji, count_phrase,
                                        join_names, write_lexicons)
+from clipscale.data.emoji_suites import write_emoji_suites
 from clipscale.data.shards import Sample, write_tar
 
 __all__ = ["EmojiWorldConfig", "generate_pool", "world_concepts", "write_lexicons",
@@ -332,6 +333,7 @@ def generate_pool(config: EmojiWorldConfig, out_dir: str | os.PathLike, workers:
         p = ev / "retrieval" / f"{lang}.tar"
         if not p.exists():
             write_retrieval(cfg, concepts, lang, p)
+    write_emoji_suites(ev)  # the same sets in the standard suite formats (data/emoji_suites.py)
     (out / "concepts.json").write_text(json.dumps(
         [{"id": c.id, "emoji": c.char, "names": c.names} for c in concepts],
         ensure_ascii=False, indent=1), encoding="utf-8")

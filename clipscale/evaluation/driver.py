@@ -3,6 +3,8 @@
 Metric names: ``zeroshot_top1_<lang>``, ``zeroshot_top1_mean`` (over the languages),
 ``zeroshot_top1_non_en`` (over the languages other than English), ``i2t_r1_<lang>``,
 ``i2t_r5_<lang>``, ``t2i_r1_<lang>``, ``t2i_r5_<lang>``. English top-1 is ``zeroshot_top1_en``.
+Beside them the sizes the analysis needs for binomial intervals and chance levels: ``zeroshot_n_<lang>``
+and ``retrieval_n_<lang>`` (items scored per language) and ``zeroshot_classes``.
 The model needs only ``encode_image(float NCHW) -> [B, D]`` and ``encode_text(long [B, L]) ->
 [B, D]``; features are normalised here.
 """
@@ -70,12 +72,15 @@ def _metrics(model, tokenizer, sets: EvalSets, context_length, batch_size, devic
         feats = _text_features(model, tokenizer, texts, context_length, batch_size, device)
         class_feats = ensemble_class_features(feats.view(len(names), len(templates), -1))
         out[f"zeroshot_top1_{lang}"] = zeroshot_top1(zs_img, class_feats, labels)
+        out[f"zeroshot_n_{lang}"] = int(len(labels))
 
         images, captions = sets.retrieval[lang]
         r = retrieval_recall(_image_features(model, images, batch_size, device, dtype),
                              _text_features(model, tokenizer, captions, context_length,
                                             batch_size, device), ks=(1, 5))
         out.update({f"{k}_{lang}": v for k, v in r.items()})
+        out[f"retrieval_n_{lang}"] = int(len(captions))
+    out["zeroshot_classes"] = int(sets.num_classes)
     per_lang = [out[f"zeroshot_top1_{lang}"] for lang in sets.languages]
     out["zeroshot_top1_mean"] = float(np.mean(per_lang))
     non_en = [out[f"zeroshot_top1_{lang}"] for lang in sets.languages if lang != "en"]

@@ -53,3 +53,58 @@ def retrieval_recall(image_feats: torch.Tensor, text_feats: torch.Tensor,
     out = {f"i2t_r{k}": i2t[k] for k in ks}
     out.update({f"t2i_r{k}": t2i[k] for k in ks})
     return out
+
+
+def class_ranks(image_feats: torch.Tensor, class_feats: torch.Tensor,
+                labels: torch.Tensor) -> torch.Tensor:
+    """Per image, how many wrong classes score at least as high as its own (0: a strict top-1)."""
+    if class_feats.shape[0] < 2:
+        raise ValueError("zero-shot classification needs at least 2 classes")
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    sims = l2_normalize(image_feats) @ l2_normalize(class_feats).T
+    true = sims.gather(1, labels.view(-1, 1))
+    beats = (sims >= true).scatter(1, labels.view(-1, 1), False)
+    return beats.sum(dim=1)
+
+
+def classification_metrics(image_feats: torch.Tensor, class_feats: torch.Tensor,
+                           labels: torch.Tensor, ks=(1, 5)) -> dict[str, float]:
+    """``top<k>`` (true class among the k best, ties against the model) and
+    ``mean_per_class_recall`` (top-1 recall of each class present, averaged over those classes:
+    clip_benchmark's balanced accuracy)."""
+    labels = torch.as_tensor(labels, dtype=torch.long)
+    rank = class_ranks(image_feats, class_feats, labels)
+    out = {f"top{k}": (rank < k).float().mean().item() for k in ks}
+    hit = (rank == 0).float()
+    recalls = [hit[labels == c].mean().item() for c in torch.unique(labels).tolist()]
+    out["mean_per_class_recall"] = float(sum(recalls) / len(recalls))
+    return out
+
+
+def multi_caption_recall(image_feats: torch.Tensor, text_feats: torch.Tensor,
+                         text_image: torch.Tensor, ks=(1, 5, 10)) -> dict[str, float]:
+    """Retrieval where image i has several captions (``text_image[t]`` is caption t's image).
+
+    ``i2t_r<k>``: an image query is a hit when any of its captions is among the k best texts (the
+    standard multi-caption recall, as clip_benchmark and the COCO/XM3600 papers count it): its best
+    caption's rank is the number of other images' captions scoring at least as high.
+    ``t2i_r<k>``: a caption query is a hit when its image is among the k best images."""
+    text_image = torch.as_tensor(text_image, dtype=torch.long)
+    n_img = image_feats.shape[0]
+    if text_feats.shape[0] != text_image.shape[0]:
+        raise ValueError(f"{text_feats.shape[0]} texts but {text_image.shape[0]} image indices")
+    counts = torch.bincount(text_image, minlength=n_img)
+    if counts.numel() > n_img or (counts[:n_img] == 0).any():
+        raise ValueError("every image needs at least one caption, and every caption an image")
+    sims = l2_normalize(image_feats) @ l2_normalize(text_feats).T            # [I, T]
+    positive = torch.zeros_like(sims, dtype=torch.bool)
+    positive[text_image, torch.arange(len(text_image))] = True
+    best = sims.masked_fill(~positive, float("-inf")).max(dim=1, keepdim=True).values
+    i2t_rank = ((sims >= best) & ~positive).sum(dim=1)
+    true = sims.gather(0, text_image.view(1, -1))                            # [1, T]
+    others = torch.ones_like(positive)
+    others[text_image, torch.arange(len(text_image))] = False
+    t2i_rank = ((sims >= true) & others).sum(dim=0)
+    out = {f"i2t_r{k}": (i2t_rank < k).float().mean().item() for k in ks}
+    out.update({f"t2i_r{k}": (t2i_rank < k).float().mean().item() for k in ks})
+    return out

@@ -1,4 +1,7 @@
-"""Evaluation inside the training loop: held-out sets decoded once, metrics on demand."""
+"""Evaluation inside the training loop: held-out sets decoded once, metrics on demand.
+
+``eval.eval_dir`` (the emoji-world layout) gives the legacy ``zeroshot_top1_<lang>`` columns,
+unchanged; each of ``eval.suites`` adds its ``<suite>/<metric>_<lang>`` columns."""
 from __future__ import annotations
 
 import torch
@@ -8,13 +11,14 @@ from clipscale.config import RunConfig
 
 class Evaluator:
     def __init__(self, cfg: RunConfig, tokenizer_path: str, device, precision: str):
-        from clipscale.evaluation import EvalSets
+        from clipscale.evaluation import EvalSets, SuiteScorer
         from clipscale.text.tokenizer import load_tokenizer
         from clipscale.train.plan import plan_run
 
         last = plan_run(cfg)[-1]  # evaluate at the final stage's resolution and text length
         self.image_size, self.text_tokens = last.image_size, last.text_tokens
-        self.sets = EvalSets.load(cfg.eval.eval_dir, self.image_size)
+        self.sets = EvalSets.load(cfg.eval.eval_dir, self.image_size) if cfg.eval.eval_dir else None
+        self.suites = SuiteScorer(cfg.eval.suites) if cfg.eval.suites else None
         self.tokenizer = load_tokenizer(tokenizer_path)
         self.batch_size = cfg.eval.batch_size
         self.device = device
@@ -23,5 +27,13 @@ class Evaluator:
     def run(self, engine) -> dict:
         from clipscale.evaluation import evaluate
 
-        return evaluate(engine.module, self.tokenizer, self.sets, self.image_size, self.text_tokens,
-                        batch_size=self.batch_size, device=self.device, dtype=self.dtype)
+        out = {}
+        if self.sets is not None:
+            out.update(evaluate(engine.module, self.tokenizer, self.sets, self.image_size,
+                                self.text_tokens, batch_size=self.batch_size, device=self.device,
+                                dtype=self.dtype))
+        if self.suites is not None:
+            out.update(self.suites.score(engine.module, self.tokenizer, self.image_size,
+                                         self.text_tokens, batch_size=self.batch_size,
+                                         device=self.device, dtype=self.dtype))
+        return out

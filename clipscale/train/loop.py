@@ -103,7 +103,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
                           config={**cfg.model_dump(), "info": info, "params": params,
                                   "precision": precision, "world_size": world})
     evaluator = None
-    if cfg.eval.eval_dir:
+    if cfg.eval.eval_dir or cfg.eval.suites:  # h11-eval: suites also evaluate
         from clipscale.train.evaluator import Evaluator
         evaluator = Evaluator(cfg, info["tokenizer_path"], device, precision)
 
