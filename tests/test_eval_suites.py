@@ -250,3 +250,18 @@ def load_suite_file_from(root, suite: dict):
     import yaml
     (root / "one.yaml").write_text(yaml.safe_dump(suite))
     return load_suite_file(root / "one.yaml")[0]
+
+
+def test_finals_reads_a_rescored_row_with_its_training_row():
+    import pandas as pd
+
+    from analysis.load import finals, results_frame
+    base = {"sweep": "s", "model": "tiny-s", "compute": 1.0, "params": 10}
+    rows = [{**base, "run_id": "a", "samples_seen": 1, "status": "running", "zeroshot_top1_mean": 0.1},
+            {**base, "run_id": "a", "samples_seen": 2, "status": "finished", "zeroshot_top1_mean": 0.2},
+            {**base, "run_id": "a", "samples_seen": 2, "status": "rescored", "inet/top1_mean": 0.3},
+            {**base, "run_id": "b", "samples_seen": 2, "status": "finished", "zeroshot_top1_mean": 0.4}]
+    last = finals(results_frame(pd.DataFrame(rows)))
+    assert list(last["run_id"]) == ["a", "b"] and list(last["status"]) == ["finished", "finished"]
+    assert list(last["zeroshot_top1_mean"]) == [0.2, 0.4]
+    assert last["inet/top1_mean"].iloc[0] == 0.3 and np.isnan(last["inet/top1_mean"].iloc[1])
