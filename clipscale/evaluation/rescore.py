@@ -97,7 +97,7 @@ def score_checkpoint(path, scorer: SuiteScorer, results_dir: str | None, json_di
     table_dir = results_dir or cfg.table_dir
     row = _merge_existing(table_dir, row)
 
-    json_root = json_dir or storage.join(os.path.dirname(os.path.normpath(table_dir)), JSON_FOLDER)
+    json_root = json_dir or storage.join(str(table_dir).rstrip("/").rsplit("/", 1)[0], JSON_FOLDER)
     pretrained = f"{row['run_id']}@{trained.state.samples_seen}"
     docs = {}
     for suite, data, per_lang in per_suite:
