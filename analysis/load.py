@@ -18,7 +18,7 @@ import pandas as pd
 from analysis.checks import DegenerateInputError
 from analysis.wandb_records import history_rows
 from clipscale import storage
-from clipscale.results import ID_COLUMNS, ROW_PREFIX, read_results, row_from_payload
+from clipscale.results import ID_COLUMNS, RESCORED_STATUS, ROW_PREFIX, read_results, row_from_payload
 
 STRING_COLUMNS = ["run_id", "sweep", "model", "image_reduction", "text_reduction", "languages", "status", "timestamp"]
 INTEGER_COLUMNS = ["image_size", "patch_size", "image_tokens", "text_tokens", "seed", "samples_seen", "params"]
@@ -143,9 +143,15 @@ def load_results(source) -> pd.DataFrame:
 
 
 def finals(frame: pd.DataFrame) -> pd.DataFrame:
-    """The last evaluation of every run (its largest samples_seen), failed runs left out."""
+    """The last evaluation of every run (its largest samples_seen), failed runs left out. A row
+    ``clipscale eval`` added at that point (status ``rescored``) fills in its suites' columns."""
     ok = frame[frame["status"] != "failed"] if "status" in frame else frame
     if ok.empty:
         raise DegenerateInputError("every run failed; nothing to analyse")
+    if "status" in ok and (ok["status"] == RESCORED_STATUS).any():
+        end = ok[ok["samples_seen"] == ok.groupby("run_id")["samples_seen"].transform("max")]
+        later = (end["status"] == RESCORED_STATUS).astype(int)  # the training row first
+        end = end.assign(_later=later).sort_values(["run_id", "_later"], kind="stable").drop(columns="_later")
+        return end.groupby("run_id", sort=True).first().reset_index()[list(frame.columns)]
     idx = ok.groupby("run_id", sort=True)["samples_seen"].idxmax()
     return ok.loc[np.sort(idx.to_numpy())].reset_index(drop=True)

@@ -13,6 +13,7 @@ VERB_MODULES = [
     "clipscale.cli_curate",
     "clipscale.cli_train",
     "clipscale.cli_sweep",
+    "clipscale.cli_eval",
     "clipscale.cli_flops",
     "clipscale.cli_demo",
     "clipscale.cli_export",

@@ -39,9 +39,13 @@ ID_COLUMNS = [
     "train_flops_per_sample",  # analytic training FLOPs per sample (final stage)
     "compute",           # total training FLOPs so far, summed over stages
     "wall_time_s",
-    "status",            # "running" (intermediate eval) | "finished" | "failed"
+    "status",            # "running" (intermediate eval) | "finished" | "failed" | "rescored" (`clipscale eval`)
     "timestamp",         # UTC ISO time of the evaluation
 ]
+
+# A row `clipscale eval` adds for a saved checkpoint: same run and samples seen as the training
+# row of that point, more metric columns (evaluation/rescore.py).
+RESCORED_STATUS = "rescored"
 
 
 def append_rows(table_dir: str | os.PathLike, rows: Iterable[dict]) -> str:

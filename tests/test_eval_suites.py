@@ -250,3 +250,39 @@ def load_suite_file_from(root, suite: dict):
     import yaml
     (root / "one.yaml").write_text(yaml.safe_dump(suite))
     return load_suite_file(root / "one.yaml")[0]
+
+
+def test_finals_reads_a_rescored_row_with_its_training_row():
+    import pandas as pd
+
+    from analysis.load import finals, results_frame
+    base = {"sweep": "s", "model": "tiny-s", "compute": 1.0, "params": 10}
+    rows = [{**base, "run_id": "a", "samples_seen": 1, "status": "running", "zeroshot_top1_mean": 0.1},
+            {**base, "run_id": "a", "samples_seen": 2, "status": "finished", "zeroshot_top1_mean": 0.2},
+            {**base, "run_id": "a", "samples_seen": 2, "status": "rescored", "inet/top1_mean": 0.3},
+            {**base, "run_id": "b", "samples_seen": 2, "status": "finished", "zeroshot_top1_mean": 0.4}]
+    last = finals(results_frame(pd.DataFrame(rows)))
+    assert list(last["run_id"]) == ["a", "b"] and list(last["status"]) == ["finished", "finished"]
+    assert list(last["zeroshot_top1_mean"]) == [0.2, 0.4]
+    assert last["inet/top1_mean"].iloc[0] == 0.3 and np.isnan(last["inet/top1_mean"].iloc[1])
+
+
+def test_run_config_suites_resolved_and_checked(tmp_path):
+    import yaml
+
+    from clipscale.config import load_run_config
+    run = {"data": {"train_shards": "pool"},
+           "eval": {"suites": [{"name": "xm", "kind": "multilingual_retrieval", "path": "ret"},
+                               {"name": "inet", "kind": "image_folder", "path": "val", "classnames": "n.json"}]}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    cfg = load_run_config(tmp_path / "run.yaml")
+    assert cfg.eval.suites[0].path == str(tmp_path / "ret")
+    assert cfg.eval.suites[1].classnames == str(tmp_path / "n.json")
+    run["eval"]["suites"][1]["name"] = "xm"
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    with pytest.raises(ConfigError, match=r"run\.yaml:\n  eval: suite names must be unique; repeated: \['xm'\]"):
+        load_run_config(tmp_path / "run.yaml")
+    run["eval"]["suites"] = [{"name": "a", "kind": "image_folder", "path": "val"}]
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))
+    with pytest.raises(ConfigError, match=r"eval\.suites\.0\.image_folder\.classnames"):
+        load_run_config(tmp_path / "run.yaml")

@@ -96,3 +96,25 @@ def load_suite_file(path: str | os.PathLike) -> list:
     base = os.path.dirname(path)
     return [s.resolved(lambda p: p if os.path.isabs(p) or "://" in p else os.path.join(base, p))
             for s in suites]
+
+
+def parse_suite_arg(arg: str) -> list:
+    """``--suite`` value: a suites YAML file, or one suite inline as ``key=value,...``
+    (``kind=image_folder,name=inet,path=val,classnames=names.json``; paths relative to the cwd)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from clipscale.config import ConfigError
+
+    if os.path.isfile(arg):
+        return load_suite_file(arg)
+    if "=" not in arg:
+        raise ConfigError(f"--suite {arg}: neither a suites file nor key=value,... (no such file)")
+    fields = dict(part.split("=", 1) for part in arg.split(",") if "=" in part)
+    if "languages" in fields:
+        fields["languages"] = fields["languages"].split("+")
+    try:
+        suite = TypeAdapter(Suite).validate_python(fields)
+    except ValidationError as e:
+        errs = "; ".join(f"{'.'.join(map(str, er['loc'])) or 'kind'}: {er['msg']}" for er in e.errors())
+        raise ConfigError(f"--suite {arg}: {errs}") from None
+    return [suite.resolved(os.path.abspath)]

@@ -99,6 +99,13 @@ def read_suite(suite) -> ClassificationData | RetrievalData:
     return readers[suite.kind](suite)
 
 
+def check_suites(suites) -> None:
+    """Read every suite once (indexes and names, images left encoded) so a malformed one fails
+    where the run is launched, not on the workers."""
+    for suite in suites:
+        read_suite(suite)
+
+
 def _text(path: str, what: str) -> str:
     try:
         with open(path, encoding="utf-8") as f:

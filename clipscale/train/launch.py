@@ -108,6 +108,9 @@ def prepare(cfg: RunConfig, resume: bool = False) -> dict:
     shards = list_shards(cfg.data.train_shards)
     if cfg.eval.eval_dir and not storage.is_dir(cfg.eval.eval_dir):
         raise ConfigError(f"eval.eval_dir: {cfg.eval.eval_dir} is not a folder")
+    if cfg.eval.suites:  # h11-eval: a malformed suite is refused here, before workers start
+        from clipscale.evaluation.suite_readers import check_suites
+        check_suites(cfg.eval.suites)
     storage.makedirs(cfg.run_dir)
     info_file = storage.join(cfg.run_dir, "run_info.json")
     if storage.exists(info_file):
