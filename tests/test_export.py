@@ -114,40 +114,49 @@ def test_model_card_states_run_data_samples_compute_and_evals(trained_run, expor
 
 
 @pytest.mark.slow
-def test_clip_benchmark_top1_on_the_exported_model_equals_clipscales(trained_run, exported, tiny_pool):
+def test_clip_benchmark_top1_on_the_exported_model_equals_clipscale_eval(trained_run, exported, tiny_pool,
+                                                                         tmp_path):
     import open_clip
     from clip_benchmark.datasets.builder import build_dataset, get_dataset_collate_fn
     from clip_benchmark.metrics import zeroshot_classification
 
     from clipscale.data.emoji_suites import write_emoji_suites
-    from clipscale.evaluation import SuiteScorer
     from clipscale.evaluation.suite_config import load_suite_file
     from clipscale.trained import load_trained
 
     suite_file = write_emoji_suites(tiny_pool / "eval")
-    wds_suite = [s for s in load_suite_file(suite_file) if s.kind == "clip_benchmark_wds"]
-    trained = load_trained(trained_run)
-    ours = SuiteScorer(wds_suite).score(trained.model, trained.tokenizer(), 32, trained.spec.text.context_length)
-    top1 = ours[f"{wds_suite[0].name}/top1_en"]
+    wds_suite = next(s for s in load_suite_file(suite_file) if s.kind == "clip_benchmark_wds")
+    # `clipscale eval` of the exported folder, on all the emoji-world suites
+    proc = clipscale_cli("eval", str(exported), "--suite", str(suite_file), "--results",
+                         str(tmp_path / "table"), "--json-dir", str(tmp_path / "json"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(next((tmp_path / "json").glob(f"{wds_suite.name}_*_en_zeroshot_classification.json"))
+                     .read_text())
+    top1 = doc["metrics"]["acc1"]
 
     model, _, preprocess = open_clip.create_model_and_transforms("local-dir:" + str(exported))
     model.eval()
-    dataset = build_dataset("wds/emoji", root=wds_suite[0].path, transform=preprocess, split="test",
+    dataset = build_dataset("wds/emoji", root=wds_suite.path, transform=preprocess, split="test",
                             download=False)
     loader = torch.utils.data.DataLoader(dataset, batch_size=64, num_workers=0,
                                          collate_fn=get_dataset_collate_fn("wds/emoji"))
-    tok = trained.tokenizer()
+    trained = load_trained(exported)
+    tok, ctx = trained.tokenizer(), trained.spec.text.context_length
+    text_tokens = trained.run_config["stages"][-1]["text_tokens"]  # what training and eval feed
+
+    def tokenize(texts):  # clipscale's ids at the run's text length, padded to open_clip's context
+        return torch.nn.functional.pad(tok.encode_batch(list(texts), text_tokens), (0, ctx - text_tokens))
+
     # clip_benchmark's classifier (template ensemble) and classification pass; its `evaluate` wrapper
     # then fails in `accuracy` on numpy 2 (float() of a 1-element array), so top-1 is taken from the
     # logits it returns
-    classifier = zeroshot_classification.zero_shot_classifier(
-        model, lambda texts: tok.encode_batch(list(texts), trained.spec.text.context_length),
-        dataset.classes, dataset.templates, "cpu", amp=False)
+    classifier = zeroshot_classification.zero_shot_classifier(model, tokenize, dataset.classes,
+                                                              dataset.templates, "cpu", amp=False)
     logits, target = zeroshot_classification.run_classification(model, classifier, loader, "cpu", amp=False)
     theirs = (logits.argmax(dim=1) == target).float().mean().item()
-    n = ours[f"{wds_suite[0].name}/n_en"]
-    assert n == 40 and len(target) == 40  # 20 classes x 2 images
-    assert abs(theirs - top1) <= 1 / n + 1e-9, (theirs, top1)
+    assert doc["n"] == 40 and len(target) == 40  # 20 classes x 2 images
+    assert abs(theirs - top1) <= 1 / doc["n"] + 1e-9, (theirs, top1)
+    print(f"clip_benchmark top-1 {theirs:.4f}, clipscale eval top-1 {top1:.4f}")
 
 
 @pytest.mark.slow
