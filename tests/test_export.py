@@ -178,3 +178,43 @@ def test_export_refuses_what_open_clip_cannot_express_and_writes_nothing(trained
     (tmp_path / "taken").mkdir()
     proc = clipscale_cli("export", str(trained_run), "--out", str(tmp_path / "taken"))
     assert proc.returncode == 2 and "exists" in proc.stderr and not any((tmp_path / "taken").iterdir())
+
+
+def test_sigmoid_model_exports_with_its_bias_and_refusals_name_the_field(tmp_path):
+    """Fast (no training): a freshly initialised tiny-s SigLIP model through the same export and load."""
+    import open_clip
+
+    from clipscale.export.open_clip_format import ExportError
+    from clipscale.export.write import export
+    from clipscale.models.clip import CLIP
+    from clipscale.models.registry import get_spec
+    from clipscale.text.tokenizer import train_tokenizer
+    from clipscale.train.checkpoint import TrainState
+    from clipscale.trained import TrainedModel
+
+    tok_path = train_tokenizer([f"a photo of {w} number {i}" for i in range(300) for w in ("cat", "dog")],
+                               tmp_path / "tok.model", vocab_size=300)
+    spec = get_spec("tiny-s", vocab_size=300)
+    torch.manual_seed(0)
+    model = CLIP(spec, loss="sigmoid").eval()
+    trained = TrainedModel(model=model, spec=spec, loss="sigmoid", tokenizer_path=tok_path,
+                           state=TrainState(step=3, samples_seen=192), run_config=None,
+                           source=tmp_path, kind="checkpoint", checkpoint=tmp_path)
+    out = export(trained, tmp_path / "out", image_size=64)
+    oc, _, _ = open_clip.create_model_and_transforms("local-dir:" + str(out))
+    oc.eval()
+    images = torch.randn(3, 3, 64, 64)
+    tokens = torch.nn.functional.pad(torch.tensor([[2, 40, 41, 3], [2, 7, 3, 0], [2, 3, 0, 0]]), (0, 28))
+    with torch.no_grad():
+        torch.testing.assert_close(oc.encode_image(images, normalize=True), model.encode_image(images),
+                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(oc.encode_text(tokens, normalize=True), model.encode_text(tokens),
+                                   rtol=0, atol=1e-5)
+    assert oc.logit_bias.item() == pytest.approx(model.logit_bias.item())
+    bidirectional = trained.__class__(**{**trained.__dict__, "spec": get_spec("tiny-s", causal=False)})
+    with pytest.raises(ExportError, match="model.causal_text=false"):
+        export(bidirectional, tmp_path / "refused")
+    with pytest.raises(ExportError, match="image_size=60 is not a multiple of the patch size 8"):
+        export(trained, tmp_path / "refused", image_size=60)
+    assert not (tmp_path / "refused").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
