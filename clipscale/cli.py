@@ -16,6 +16,7 @@ VERB_MODULES = [
     "clipscale.cli_eval",
     "clipscale.cli_flops",
     "clipscale.cli_demo",
+    "clipscale.cli_export",
     "analysis.cli",
 ]
 

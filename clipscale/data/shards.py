@@ -122,9 +122,24 @@ def _sample_from_parts(key: str, parts: dict[str, bytes]) -> Sample:
     return s
 
 
+def parquet_image_column(cols: Iterable[str]) -> tuple[str | None, str | None]:
+    """(column holding image bytes, its fixed extension): clipscale's ``image`` (extension in
+    ``image_ext``), or img2dataset's parquet output mode, which names the column after its
+    ``encode_format`` (``jpg``, ``png``, ``webp``)."""
+    cols = set(cols)
+    if "image" in cols:
+        return "image", None
+    for ext in IMAGE_EXTS:
+        if ext in cols:
+            return ext, ext
+    return None, None
+
+
 def iter_parquet(path: str | os.PathLike) -> Iterator[Sample]:
-    """Parquet shards: columns ``key``, ``image`` (bytes), ``caption`` or ``txt`` or ``text``,
-    optional ``image_ext``, ``json`` (str) and ``language``."""
+    """Parquet shards: columns ``key``, ``image`` (bytes) or img2dataset's ``jpg``/``png``/``webp``,
+    ``caption`` or ``txt`` or ``text``, optional ``image_ext``, ``json`` (str) and ``language``.
+    A table without a ``json`` column (img2dataset's) keeps its other scalar columns (``url``,
+    ``status``, ``width``, ...) as the sample's metadata."""
     import pyarrow.parquet as pq
 
     path = path if storage.is_uri(path) else Path(path)
@@ -140,18 +155,25 @@ def iter_parquet(path: str | os.PathLike) -> Iterator[Sample]:
     stem = storage.name(path).rsplit(".", 1)[0] if uri else path.stem
     cols = set(table.column_names)
     text_col = next((c for c in ("caption", "txt", "text") if c in cols), None)
+    image_col, fixed_ext = parquet_image_column(cols)
+    meta_cols = [] if "json" in cols else [c for c in table.column_names
+                                           if c not in (image_col, text_col, "key", "image_ext")]
     for i, row in enumerate(table.to_pylist()):
         parts: dict[str, bytes] = {}
-        if row.get("image") is not None:
-            ext = str(row.get("image_ext") or "jpg").lower()
-            parts[ext if ext in IMAGE_EXTS else "jpg"] = row["image"]
+        if image_col and row.get(image_col) is not None:
+            ext = fixed_ext or str(row.get("image_ext") or "jpg").lower()
+            parts[ext if ext in IMAGE_EXTS else "jpg"] = row[image_col]
         if text_col and row.get(text_col) is not None:
             t = row[text_col]
             parts["txt"] = t if isinstance(t, bytes) else str(t).encode("utf-8")
         if row.get("json") is not None:
             j = row["json"]
             parts["json"] = j if isinstance(j, bytes) else str(j).encode("utf-8")
-        s = _sample_from_parts(str(row.get("key", f"{stem}-{i:08d}")), parts)
+        key = row.get("key")
+        s = _sample_from_parts(str(key) if key is not None else f"{stem}-{i:08d}", parts)
+        for c in meta_cols:
+            if isinstance(row.get(c), (str, int, float, bool)) and c not in s.meta:
+                s.meta[c] = row[c]
         if "language" in cols and row.get("language") and "language" not in s.meta:
             s.meta["language"] = row["language"]
         yield s
@@ -217,16 +239,24 @@ def write_shard(path: str | os.PathLike, samples: Iterable[Sample]) -> int:
     return write_parquet(path, samples) if str(path).endswith(".parquet") else write_tar(path, samples)
 
 
+def drop_tar_metadata(paths: list[str]) -> list[str]:
+    """Without img2dataset's per-tar metadata: beside each ``NNNNN.tar`` it writes ``NNNNN.parquet``
+    (one row per sample: url, caption, status, no image) and ``NNNNN_stats.json``. A parquet file
+    whose stem names a tar in the same folder is that tar's metadata, not a shard of its own."""
+    tars = {p[: -len(".tar")] for p in paths if p.endswith(".tar")}
+    return [p for p in paths if not (p.endswith(".parquet") and p[: -len(".parquet")] in tars)]
+
+
 def _list_uri(item: str) -> list[str]:
     """Shards at a URI: a glob (wildcards in the last component), a folder, or one file."""
     try:
         if any(ch in item for ch in "*?["):
-            found = storage.glob(item)
+            found = drop_tar_metadata(storage.glob(item))
             if not found:
                 raise ShardError(item, "glob matches no shard")
             return found
         if storage.is_dir(item):
-            found = [f for f in storage.list_files(item) if f.endswith(SHARD_SUFFIXES)]
+            found = drop_tar_metadata([f for f in storage.list_files(item) if f.endswith(SHARD_SUFFIXES)])
             if not found:
                 raise ShardError(item, "folder holds no .tar or .parquet shard")
             return found
@@ -250,13 +280,13 @@ def list_shards(source: str | os.PathLike | list) -> list[str]:
         if storage.is_uri(item):
             out.extend(_list_uri(item))
         elif any(ch in item for ch in "*?["):
-            found = sorted(glob.glob(item))
+            found = drop_tar_metadata(sorted(glob.glob(item)))
             if not found:
                 raise ShardError(item, "glob matches no shard")
             out.extend(found)
         elif os.path.isdir(item):
-            found = sorted(str(p) for p in Path(item).iterdir()
-                           if p.suffix in SHARD_SUFFIXES and not p.name.startswith("."))
+            found = drop_tar_metadata(sorted(str(p) for p in Path(item).iterdir()
+                                             if p.suffix in SHARD_SUFFIXES and not p.name.startswith(".")))
             if not found:
                 raise ShardError(item, "folder holds no .tar or .parquet shard")
             out.extend(found)
