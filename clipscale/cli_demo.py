@@ -7,15 +7,15 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("demo", help="pool -> curation -> tokenizer -> the demo sweep -> figures, on the built-in emoji world")
     p.add_argument("--out", default="demo", help="output folder (default: ./demo)")
-    p.add_argument("--num-samples", type=int, default=20_000, help="emoji-world pool size")
+    p.add_argument("--num-samples", type=int, default=None, help="emoji-world pool size (default: demo.DEMO_POOL_SAMPLES)")
     p.add_argument("--sweep", default=None, help="sweep YAML to run (default: sweeps/demo.yaml)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from clipscale.demo import REPO_SWEEPS, run_demo
+    from clipscale.demo import DEMO_POOL_SAMPLES, REPO_SWEEPS, run_demo
 
-    done = run_demo(Path(args.out), args.num_samples, Path(args.sweep) if args.sweep else REPO_SWEEPS / "demo.yaml")
+    done = run_demo(Path(args.out), args.num_samples or DEMO_POOL_SAMPLES, Path(args.sweep) if args.sweep else REPO_SWEEPS / "demo.yaml")
     quiet_ray()
     print(f"\n== clipscale demo: done in {done['wall_s'] / 60:.1f} min ==")
     for name, path in done["outputs"].items():

@@ -119,7 +119,7 @@ def test_repository_sweeps_validate_and_dry_run():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "sweeps"
-    sizes = {"smoke": 2, "demo": 8, "inverse_scaling": 18, "multilinguality": 12, "clipa_v2_h14": 1,
+    sizes = {"smoke": 2, "demo": 18, "inverse_scaling": 18, "multilinguality": 12, "clipa_v2_h14": 1,
              "metaclip2_ablation": 8}
     for name, n in sizes.items():
         path = root / f"{name}.yaml"

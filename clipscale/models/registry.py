@@ -80,8 +80,17 @@ def _spec(name, embed_dim, image, text) -> ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     s.name: s
     for s in [
+        # Steps of the CPU demo's size ladder below and between the tiny sizes (docs/recipe.md):
+        # at a few tens of thousands of samples the capacity step must be small enough that each
+        # size trains within the budget, and large enough to show in accuracy.
+        _spec("tiny-xs", 32, dict(image_size=64, patch_size=8, width=32, layers=2, heads=2),
+              dict(vocab_size=4096, context_length=32, width=32, layers=2, heads=2)),
+        _spec("tiny-xm", 48, dict(image_size=64, patch_size=8, width=48, layers=3, heads=2),
+              dict(vocab_size=4096, context_length=32, width=48, layers=3, heads=2)),
         _spec("tiny-s", 64, dict(image_size=64, patch_size=8, width=64, layers=4, heads=2),
               dict(vocab_size=4096, context_length=32, width=64, layers=4, heads=2)),
+        _spec("tiny-m", 96, dict(image_size=64, patch_size=8, width=96, layers=4, heads=2),
+              dict(vocab_size=4096, context_length=32, width=96, layers=4, heads=2)),
         _spec("tiny", 128, dict(image_size=64, patch_size=8, width=128, layers=4, heads=2),
               dict(vocab_size=4096, context_length=32, width=128, layers=4, heads=2)),
         _spec("tiny-l", 192, dict(image_size=64, patch_size=8, width=192, layers=6, heads=3),
@@ -105,7 +114,7 @@ MODELS: dict[str, ModelSpec] = {
     ]
 }
 
-TINY_MODELS = ["tiny-s", "tiny", "tiny-l"]
+TINY_MODELS = ["tiny-xs", "tiny-xm", "tiny-s", "tiny-m", "tiny", "tiny-l"]
 STANDARD_MODELS = ["ViT-S-16", "ViT-M-16", "ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-H-14", "ViT-g-14",
                    "ViT-bigG-14"]
 
