@@ -192,7 +192,7 @@ def run_probe(folder: Path, p: Probe) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| world | model | px | batch | lr | warmup | wd | samples | pairs | epochs | wall s | "
+    head = ("| world | model | px | batch | lr | warmup | wd | scale init | samples | pairs | epochs | wall s | "
             "samples/s | train loss | val loss | val loss en | zs mean | zs en | i2t R@1 mean | t2i R@1 en |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -200,7 +200,7 @@ def table(rows: list[dict]) -> str:
         wname = r.get("world_name", f"{w.get('num_samples')}/{w.get('num_concepts')}c")
         mix = " en-only" if p.get("english_share") == 1.0 else ""
         lines.append(f"| {wname}{mix} | {p['model']} | {p['image_size']} | {p['batch']} | {p['lr']:g} | "
-                     f"{p['warmup']} | {p['weight_decay']:g} | {r['samples_seen']} | {r['pairs']} | "
+                     f"{p['warmup']} | {p['weight_decay']:g} | {p.get('logit_scale') or '1/0.07'} | {r['samples_seen']} | {r['pairs']} | "
                      f"{r['epochs']} | {r['wall_s']} | {r['samples_per_s']} | {r['train_loss']} | "
                      f"{r['val_loss']} | {r['val_loss_en']} | {100 * r['zs_mean']:.1f} | "
                      f"{100 * r['zs_en']:.1f} | {100 * r['i2t_r1_mean']:.1f} | {100 * r['t2i_r1_en']:.1f} |")
