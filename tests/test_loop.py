@@ -119,11 +119,23 @@ def test_loop_runs_to_the_end_and_reports_on_the_cadence(plain_data, tmp_path, o
     assert r.losses[16] < r.losses[1]                               # it learns
 
 
-def test_resume_from_a_checkpoint_continues_the_same_curve(plain_data, tmp_path, one_thread):
+@pytest.fixture(scope="module")
+def full_run(plain_data, tmp_path_factory):
+    """An unbroken 16-step run without evaluation; its checkpoint folders are kept."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see conftest.one_thread
+    full = Run(plain_data, tmp_path_factory.mktemp("full"))
+    full.run()
+    torch.set_num_threads(threads)
+    return full
+
+
+def test_resume_from_a_checkpoint_continues_the_same_curve(full_run, plain_data, tmp_path, one_thread):
     """Weights, optimizer, data position and the mask generator (random masking here) are in the
     checkpoint: a fresh engine restored at step 8 trains steps 9-16 exactly as the unbroken run."""
-    full = Run(plain_data, tmp_path / "a")
-    full.run()
+    full = full_run
     (folder,) = [f for p, f in full.published if p["step"] == 8]
     resumed = Run(plain_data, tmp_path / "b")
     state = ckpt.restore(resumed.engine, folder, 0, resumed.rng)
@@ -133,10 +145,9 @@ def test_resume_from_a_checkpoint_continues_the_same_curve(plain_data, tmp_path,
     assert [resumed.losses[s] for s in range(9, 17)] == [full.losses[s] for s in range(9, 17)]
 
 
-def test_mask_generator_state_is_checkpointed(plain_data, tmp_path, one_thread):
+def test_mask_generator_state_is_checkpointed(full_run, plain_data, tmp_path, one_thread):
     """Without the mask generator's state the resumed run draws other masks (and losses)."""
-    full = Run(plain_data, tmp_path / "a")
-    full.run()
+    full = full_run
     (folder,) = [f for p, f in full.published if p["step"] == 8]
     resumed = Run(plain_data, tmp_path / "b")
     state = ckpt.restore(resumed.engine, folder, 0, resumed.rng)
