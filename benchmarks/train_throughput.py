@@ -101,8 +101,9 @@ def ray_comparison(samples_seen: int) -> None:
     from clipscale.config import build_run_config
     from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
     from clipscale.data.shards import list_shards
+    from clipscale.ray_setup import init_ray
     from clipscale.train.data import skip_counter, train_dataset
-    from clipscale.train.launch import init_ray, train
+    from clipscale.train.launch import train
 
     work = Path(tempfile.mkdtemp(prefix="clipscale-bench-"))
     generate_pool(EmojiWorldConfig(num_samples=4000, samples_per_shard=500, num_concepts=60, eval_num_classes=30), work, progress=False)

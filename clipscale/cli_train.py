@@ -17,12 +17,13 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from clipscale.config import load_run_config
-    from clipscale.train.launch import train
+    from clipscale.train.launch import run_failure, train
 
     cfg = load_run_config(args.config, args.overrides)
     result = train(cfg, resume=args.resume)
-    if result.error:
-        print(f"clipscale train: run {cfg.name} failed: {result.error}")
+    failure = run_failure(result)
+    if failure:
+        print(f"clipscale train: run {cfg.name} failed: {failure}")
         return 1
     print(f"clipscale train: run {cfg.name} finished; results in {cfg.table_dir}, run folder {cfg.run_dir}")
     return 0

@@ -93,7 +93,11 @@ def score_checkpoint(path, scorer: SuiteScorer, results_dir: str | None, json_di
             metrics[f"{suite.name}/classes"] = len(data.classnames[data.languages[0]])
     info = _run_info(trained)
     params = sum(p.numel() for p in trained.model.parameters())
-    row = results_row(cfg, info, plan, trained.state, metrics, STATUS, params)
+    # h13-loop: results_row takes the run contract; an exported model may lack run_info.json
+    from clipscale.train.contract import RunContract
+    contract = RunContract.from_record(cfg, {"tokenizer_path": "", "vocab_size": 0, "keep_rates": None,
+                                             "languages": "", "english_share": float("nan"), **info}, [])
+    row = results_row(contract, plan, trained.state, metrics, STATUS, params)
     table_dir = results_dir or cfg.table_dir
     row = _merge_existing(table_dir, row)
 

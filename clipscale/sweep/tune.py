@@ -28,20 +28,22 @@ def run_trial(config: dict, run_configs: dict, timings_dir: str) -> None:
     """The Tune trainable: one Ray Train run, resumed from its checkpoint if it was started."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from clipscale.train.launch import build_trainer, prepare
+    from clipscale.train.launch import build_trainer, prepare, run_failure
 
     t0 = time.time()
     cfg = RunConfig.model_validate(run_configs[config["trial"]])
     resume = storage.exists(storage.join(cfg.run_dir, "run_info.json"))
-    info = prepare(cfg, resume=resume)
-    trainer = build_trainer(cfg, info, callbacks=[TuneReportCallback()])
+    contract = prepare(cfg, resume=resume)
+    trainer = build_trainer(contract, callbacks=[TuneReportCallback()])
     t_fit = time.time()
     result = trainer.fit()
     t_end = time.time()
+    failure = run_failure(result)
     storage.write_text(storage.join(timings_dir, f"{cfg.name}.json"), json.dumps(
-        {"trial": cfg.name, "start": t0, "fit_start": t_fit, "fit_end": t_end, "resumed": resume}))
+        {"trial": cfg.name, "start": t0, "fit_start": t_fit, "fit_end": t_end, "resumed": resume,
+         "failure": failure}))
     if result.error:
-        raise result.error
+        raise result.error  # Tune retries it (a lost node); a diverged run is not retried (launch.build_trainer)
 
 
 def finished_trials(table_dir: str) -> set[str]:
@@ -57,7 +59,7 @@ def finished_trials(table_dir: str) -> set[str]:
 def check_state(root: str, name: str, trials: list[Trial], resume: bool) -> None:
     """A fresh sweep refuses an existing folder; ``--resume`` needs one with the same trials.
     ``root`` is a path or a URI (the sweep's folder on the storage every node reaches)."""
-    from clipscale.train.launch import check_locations
+    from clipscale.run_inputs import check_locations
 
     check_locations([("output_dir", root)])
     state = storage.join(root, "sweep.json")
@@ -78,7 +80,7 @@ def check_state(root: str, name: str, trials: list[Trial], resume: bool) -> None
 def sweep_tokenizer(trials: list[tuple[Trial, RunConfig]]) -> None:
     """Train the sweep's shared tokenizer once (when the base run names none)."""
     from clipscale.data.shards import list_shards
-    from clipscale.train.launch import data_summary, store_tokenizer
+    from clipscale.run_inputs import data_summary, store_tokenizer
 
     cfg = trials[0][1]
     path = cfg.tokenizer.path
@@ -95,7 +97,8 @@ def launch(name: str, root: str, trials: list[tuple[Trial, RunConfig]], resume: 
     from ray import tune
 
     from clipscale.sweep.dry_run import concurrency, trial_resources
-    from clipscale.train.launch import init_ray, wants_gpu
+    from clipscale.ray_setup import init_ray
+    from clipscale.run_inputs import wants_gpu
 
     check_state(root, name, [t for t, _ in trials], resume)
     table_dir = trials[0][1].table_dir
@@ -137,4 +140,6 @@ def launch(name: str, root: str, trials: list[tuple[Trial, RunConfig]], resume: 
     for r in grid:
         if r.error:
             summary["errors"][r.config["trial"]] = str(r.error).splitlines()[0][:300]
+        elif (r.metrics or {}).get("status") == "failed":  # a non-finite loss: its row says failed
+            summary["errors"][r.config["trial"]] = str(r.metrics.get("failure", "failed"))[:300]
     return summary

@@ -1,64 +1,189 @@
-"""The Ray Train worker loop: set up the DeepSpeed engine, stream batches, call ``train_step``,
-and decide when to log, evaluate and checkpoint. One function per concern; Ray and DeepSpeed
-are touched only here and in ``engine.py``."""
+"""The training loop core: next batch -> step -> cadence -> report, for any engine.
+
+No Ray and no DeepSpeed here (``worker.py`` is the Ray Train edge that builds a ``Loop`` from
+them); the in-process tests run this same loop with ``engine.PlainEngine`` and a plain batch
+iterator. The pieces the loop calls are separate and replaceable: ``step`` (one optimizer step,
+``train/step.py``), ``schedule`` (learning rate from samples seen, ``train/schedule.py``),
+``cadence`` (what is due after a step, ``train/cadence.py``), ``evaluator`` (``run(engine) ->
+metrics``), ``publish`` (hand a report and a checkpoint folder to the outside: Ray Train's
+``report``).
+"""
 from __future__ import annotations
 
-import shutil
+import math
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
 
-import numpy as np
-import ray.train
-import torch
-
-from clipscale.config import RunConfig
 from clipscale.results import append_rows, row_payload
 from clipscale.train import checkpoint as ckpt
-from clipscale.train.attempts import record_attempt
-from clipscale.train.batches import make_batch
-from clipscale.train.engine import build_engine
-from clipscale.train.plan import plan_run, stage_columns
-from clipscale.train.schedule import cosine_lr
-from clipscale.train.step import train_step
+from clipscale.train.cadence import Cadence, Decision
+from clipscale.train.contract import RunContract
+from clipscale.train.plan import StagePlan, stage_columns
+from clipscale.train.step import Batch
+
+RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 
 
-def crossed(before: int, after: int, every: int) -> bool:
-    """True when samples seen passed a multiple of ``every`` during the last step."""
-    return after // every > before // every
+@dataclass(frozen=True)
+class StepResult:
+    """One step's outcome as the report sees it."""
+    stage: int             # the stage the step trained in
+    metrics: dict          # the step function's output (loss, lr, logit_scale)
+    decision: Decision
+    status: str            # RUNNING, FINISHED or FAILED (a non-finite loss)
 
 
-def stage_batches(state: ckpt.TrainState, stage: int, micro: int, cfg: RunConfig, rank: int):
-    """Endless batches of one stage's stream, epoch after epoch, starting at the checkpointed
-    data position (epoch, batch_in_epoch). Ray Data's order is deterministic, so skipping the
-    consumed batches of the epoch puts a resumed run exactly where the interrupted one was."""
-    shard = ray.train.get_dataset_shard(f"train_{stage}")
-    while True:
-        skip, n = state.batch_in_epoch, 0
-        seed = (cfg.train.seed * 1_000_003 + stage * 10_007 + state.epoch * 101 + rank) % 2**31
-        for b in shard.iter_batches(batch_size=micro, drop_last=True, batch_format="numpy",
-                                    local_shuffle_buffer_size=cfg.data.shuffle_buffer or None,
-                                    local_shuffle_seed=seed if cfg.data.shuffle_buffer else None):
-            n += 1
-            if n <= skip:
-                continue
-            yield b
-        if n == 0:
-            raise RuntimeError(f"stage {stage}: the training data yielded no full batch of {micro} "
-                               "rows per worker; add shards or lower train.global_batch_size")
-        state.epoch += 1
-        state.batch_in_epoch = 0
+@dataclass
+class Loop:
+    contract: RunContract
+    engine: Any                                        # __call__, backward, step, optimizer, module
+    plan: list[StagePlan]
+    cadence: Cadence
+    batches: Callable[[ckpt.TrainState, int], Iterator[Batch]]  # (state, stage) -> batches from the data position
+    schedule: Callable[[int], float]                   # lr from samples seen
+    step: Callable[..., dict]                          # step(engine, batch, lr=...) -> metrics with "loss"
+    publish: Callable[[dict, str | None], None]        # (payload, checkpoint folder or None); every rank
+    rng: ckpt.WorkerRng
+    evaluator: Any = None                              # run(engine) -> metrics; every rank calls it
+    tracker: Any = None                                # tracking.Tracker on rank 0, None elsewhere
+    rank: int = 0
+    params: int = 0
+    # True when the loss is finite on every rank (a collective under Ray: ranks must agree to stop)
+    finite_everywhere: Callable[[float], bool] = math.isfinite
+    data_counts: Callable[[], dict] = dict             # rows the data pipeline skipped, by reason
+    hooks: list[Callable[[Loop, ckpt.TrainState, StepResult], None]] = field(default_factory=list)
 
 
-def results_row(cfg: RunConfig, info: dict, plan, state: ckpt.TrainState, metrics: dict,
+class Throughput:
+    """Wall time of the run (carried over restarts) and samples/s since the last log line."""
+
+    def __init__(self, state: ckpt.TrainState):
+        self.t_start, self.base_wall = time.time(), state.wall_time_s
+        self.t, self.samples = time.time(), state.samples_seen
+
+    def wall(self) -> float:
+        return self.base_wall + time.time() - self.t_start
+
+    def rate(self, samples_seen: int) -> float:
+        now = time.time()
+        rate = (samples_seen - self.samples) / max(now - self.t, 1e-9)
+        self.t, self.samples = now, samples_seen
+        return rate
+
+
+def advance(state: ckpt.TrainState, stage: StagePlan, global_batch: int) -> int:
+    """Count one optimizer step of ``global_batch`` samples; returns samples seen before it."""
+    before = state.samples_seen
+    state.step += 1
+    state.batch_in_epoch += 1
+    state.samples_seen += global_batch
+    state.compute += stage.train_flops_per_sample * global_batch
+    return before
+
+
+def run(loop: Loop, state: ckpt.TrainState) -> str:
+    """Train from ``state`` to the end of the last stage; returns FINISHED or FAILED. A
+    non-finite loss stops the run after a FAILED row (see ``report``): replaying the same
+    batches from the last checkpoint would diverge again, so it is not an error to retry."""
+    clock = Throughput(state)
+    global_batch = loop.contract.run.train.global_batch_size
+    try:
+        while state.stage < len(loop.plan):
+            stage = state.stage
+            batches = loop.batches(state, stage)
+            while state.stage == stage:
+                batch = next(batches)
+                metrics = loop.step(loop.engine, batch, lr=loop.schedule(state.samples_seen))
+                before = advance(state, loop.plan[stage], global_batch)
+                state.wall_time_s = clock.wall()
+                decision = loop.cadence.decide(stage, state.step, before, state.samples_seen)
+                if decision.stage_done:
+                    state.stage += 1
+                    state.epoch = state.batch_in_epoch = 0
+                finite = loop.finite_everywhere(metrics["loss"])
+                status = FAILED if not finite else FINISHED if decision.last else RUNNING
+                result = StepResult(stage, metrics, decision, status)
+                report(loop, state, result, clock)
+                for hook in loop.hooks:
+                    hook(loop, state, result)
+                if status == FAILED:
+                    return finish(loop, FAILED)
+    except BaseException:
+        finish(loop, FAILED)
+        raise
+    return finish(loop, FINISHED)
+
+
+def finish(loop: Loop, status: str) -> str:
+    if loop.tracker:
+        loop.tracker.finish(exit_code=0 if status == FINISHED else 1)
+    return status
+
+
+def report(loop: Loop, state: ckpt.TrainState, result: StepResult, clock: Throughput) -> None:
+    """Log (rank 0), then evaluate and/or checkpoint and publish (every rank: both are
+    collective under ZeRO). A FAILED step writes its row and publishes without a checkpoint, so
+    the run's last good checkpoint stays the one Ray keeps."""
+    d, metrics = result.decision, result.metrics
+    if loop.tracker and (d.log or result.status == FAILED):
+        log_step(loop, state, result, clock.rate(state.samples_seen))
+    if not (d.report or result.status == FAILED):
+        return
+    payload = {"samples_seen": state.samples_seen, "step": state.step, "loss": metrics["loss"],
+               "wall_time_s": state.wall_time_s, "status": result.status}
+    if result.status == FAILED:
+        payload["failure"] = (f"non-finite loss {metrics['loss']} at step {state.step} "
+                              f"(samples_seen {state.samples_seen})")
+        record_row(loop, state, {"loss": metrics["loss"]}, FAILED, payload)
+        if loop.rank == 0:
+            print(f"[clipscale] run {loop.contract.run_id} failed: {payload['failure']}", flush=True)
+        loop.publish(payload, None)
+        return
+    if d.eval and loop.evaluator is not None:
+        eval_metrics = loop.evaluator.run(loop.engine)
+        if loop.tracker:
+            loop.tracker.log({f"eval/{k}": v for k, v in eval_metrics.items()}, state.samples_seen)
+        record_row(loop, state, {"loss": metrics["loss"], **eval_metrics}, result.status, payload)
+        if loop.tracker:
+            print(f"[clipscale] samples_seen {state.samples_seen}: loss {metrics['loss']:.4f} "
+                  f"zeroshot_top1_mean {eval_metrics.get('zeroshot_top1_mean', float('nan')):.3f}")
+    folder = ckpt.save(loop.engine, state, loop.rng, loop.rank) if d.checkpoint else None
+    loop.publish(payload, folder)
+
+
+def log_step(loop: Loop, state: ckpt.TrainState, result: StepResult, rate: float) -> None:
+    metrics, flops = result.metrics, loop.plan[result.stage].train_flops_per_sample
+    print(f"[clipscale] step {state.step} samples_seen {state.samples_seen} "
+          f"loss {metrics['loss']:.4f} lr {metrics['lr']:.2e} {rate:.0f} samples/s")
+    loop.tracker.log({**{f"train/{k}": v for k, v in metrics.items()},
+                      "train/samples_per_s": rate, "train/flops_per_s": rate * flops,
+                      "train/compute": state.compute, "train/step": state.step,
+                      **{f"data/skipped_{k}": v for k, v in loop.data_counts().items()}},
+                     state.samples_seen)
+
+
+def record_row(loop: Loop, state: ckpt.TrainState, metrics: dict, status: str, payload: dict) -> None:
+    """One results row: into the payload on every rank, into the table and W&B on rank 0."""
+    row = results_row(loop.contract, loop.plan, state, metrics, status, loop.params)
+    payload.update(row_payload(row))
+    if loop.rank == 0:
+        append_rows(loop.contract.run.table_dir, [row])
+        if loop.tracker:
+            loop.tracker.log_row(row)
+
+
+def results_row(contract: RunContract, plan: list[StagePlan], state: ckpt.TrainState, metrics: dict,
                 status: str, params: int) -> dict:
-    last = plan[-1]
-    st = cfg.stages[-1]
+    cfg = contract.run
+    last, st = plan[-1], cfg.stages[-1]
     row = {
-        "run_id": info["run_id"], "sweep": cfg.sweep, "model": cfg.model.name,
+        "run_id": contract.run_id, "sweep": cfg.sweep, "model": cfg.model.name,
         "image_size": last.image_size, "patch_size": last.image_size // last.grid,
         "image_tokens": last.image_tokens, "text_tokens": last.text_tokens,
         "image_reduction": st.image_reduction, "text_reduction": st.text_reduction,
-        "languages": info.get("languages", ""), "english_share": info.get("english_share", float("nan")),
+        "languages": contract.languages, "english_share": contract.english_share,
         "seed": cfg.train.seed, "samples_seen": state.samples_seen, "params": params,
         "train_flops_per_sample": last.train_flops_per_sample, "compute": state.compute,
         "wall_time_s": state.wall_time_s, "status": status,
@@ -67,129 +192,3 @@ def results_row(cfg: RunConfig, info: dict, plan, state: ckpt.TrainState, metric
     row.update(stage_columns(plan, state.samples_seen))
     row.update(metrics)
     return row
-
-
-def train_loop_per_worker(loop_config: dict) -> None:
-    cfg = RunConfig.model_validate(loop_config["run"])
-    info = loop_config["info"]
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    # One intra-op thread per reserved CPU: torch's default (all cores) oversubscribes a node
-    # whose cores are shared by several workers and Ray Data, and then runs many times slower.
-    torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
-    torch.manual_seed(cfg.train.seed + rank)
-    np.random.seed(cfg.train.seed + rank)
-
-    engine, precision, params = build_engine(cfg, info["vocab_size"], world)
-    device = engine.device
-    plan = plan_run(cfg)
-    state = ckpt.TrainState()
-    mask_gen = torch.Generator().manual_seed(cfg.train.seed * 31 + rank)
-    restored = ray.train.get_checkpoint()
-    if restored:
-        with restored.as_directory() as d:
-            state, extra = ckpt.restore(engine, d, rank)
-        if "mask_gen" in extra:
-            mask_gen.set_state(extra["mask_gen"])
-        print(f"[clipscale] rank {rank}: resumed at step {state.step}, samples_seen {state.samples_seen}")
-    record_attempt(cfg.run_dir, rank, world, state.step, state.samples_seen)
-
-    tracker = None
-    if rank == 0:
-        from clipscale.train.tracking import Tracker
-        tracker = Tracker(mode=cfg.logging.wandb_mode, project=cfg.logging.project,
-                          entity=cfg.logging.entity, group=cfg.logging.group or cfg.sweep or None,
-                          run_id=info["run_id"], run_dir=cfg.run_dir,
-                          config={**cfg.model_dump(), "info": info, "params": params,
-                                  "precision": precision, "world_size": world})
-    evaluator = None
-    if cfg.eval.eval_dir or cfg.eval.suites:  # h11-eval: suites also evaluate
-        from clipscale.train.evaluator import Evaluator
-        evaluator = Evaluator(cfg, info["tokenizer_path"], device, precision)
-
-    micro = cfg.train.global_batch_size // world
-    stage_ends = np.cumsum(cfg.stage_samples()).tolist()
-    t_start, base_wall = time.time(), state.wall_time_s
-    window = {"t": time.time(), "samples": state.samples_seen}
-    status = "running"
-    try:
-        while state.stage < len(plan):
-            stage = state.stage
-            sp = plan[stage]
-            batches = stage_batches(state, stage, micro, cfg, rank)
-            while state.stage == stage:
-                raw = next(batches)
-                lr = cosine_lr(state.samples_seen, cfg.train.lr, cfg.train.warmup_samples,
-                               cfg.train.samples_seen)
-                batch = make_batch(raw, cfg.stages[stage], sp, device, precision, mask_gen)
-                metrics = train_step(engine, batch, lr=lr, loss=cfg.train.loss)
-                before = state.samples_seen
-                state.step += 1
-                state.batch_in_epoch += 1
-                state.samples_seen += cfg.train.global_batch_size
-                state.compute += sp.train_flops_per_sample * cfg.train.global_batch_size
-                state.wall_time_s = base_wall + time.time() - t_start
-                last = state.samples_seen >= cfg.train.samples_seen
-                if state.samples_seen >= stage_ends[stage]:
-                    state.stage += 1
-                    state.epoch = state.batch_in_epoch = 0
-
-                if tracker and (state.step % cfg.logging.log_every_steps == 0 or last):
-                    dt = time.time() - window["t"]
-                    rate = (state.samples_seen - window["samples"]) / max(dt, 1e-9)
-                    window.update(t=time.time(), samples=state.samples_seen)
-                    print(f"[clipscale] step {state.step} samples_seen {state.samples_seen} "
-                          f"loss {metrics['loss']:.4f} lr {lr:.2e} {rate:.0f} samples/s")
-                    tracker.log({**{f"train/{k}": v for k, v in metrics.items()},
-                                 "train/samples_per_s": rate,
-                                 "train/flops_per_s": rate * sp.train_flops_per_sample,
-                                 "train/compute": state.compute, "train/step": state.step,
-                                 **{f"data/skipped_{k}": v for k, v in skipped(info).items()}},
-                                state.samples_seen)
-                do_eval = evaluator and (last or crossed(before, state.samples_seen, cfg.eval.every_samples))
-                do_ckpt = last or crossed(before, state.samples_seen, cfg.train.checkpoint_every_samples)
-                if do_eval or do_ckpt:
-                    status = "finished" if last else "running"
-                    report(cfg, info, plan, state, engine, evaluator if do_eval else None, do_ckpt,
-                           metrics, status, params, tracker, rank, mask_gen)
-    except BaseException:
-        if tracker:
-            tracker.finish(exit_code=1)
-        raise
-    if tracker:
-        tracker.finish()
-
-
-def skipped(info: dict) -> dict:
-    name = info.get("counter_name")
-    if not name:
-        return {}
-    from clipscale.train.data import SKIP_COUNTER_NAMESPACE
-    return ray.get(ray.get_actor(name, namespace=SKIP_COUNTER_NAMESPACE).get.remote())
-
-
-def report(cfg, info, plan, state, engine, evaluator, do_ckpt, metrics, status, params, tracker,
-           rank, mask_gen) -> None:
-    """Evaluate and/or checkpoint, then report to Ray (every rank must call ``report``)."""
-    payload = {"samples_seen": state.samples_seen, "step": state.step, "loss": metrics["loss"],
-               "wall_time_s": state.wall_time_s}
-    if evaluator is not None:
-        # Every rank runs the forward passes (ZeRO-3 partitions parameters, so the forward is
-        # collective); rank 0 records.
-        eval_metrics = evaluator.run(engine)
-        row = results_row(cfg, info, plan, state, {"loss": metrics["loss"], **eval_metrics},
-                          status, params)
-        payload.update(row_payload(row))
-        if rank == 0:
-            append_rows(cfg.table_dir, [row])
-            tracker.log({f"eval/{k}": v for k, v in eval_metrics.items()}, state.samples_seen)
-            tracker.log_row(row)
-            print(f"[clipscale] samples_seen {state.samples_seen}: loss {metrics['loss']:.4f} "
-                  f"zeroshot_top1_mean {eval_metrics.get('zeroshot_top1_mean', float('nan')):.3f}")
-    checkpoint_dir = None
-    if do_ckpt:
-        checkpoint_dir = ckpt.save(engine, state, rank, {"mask_gen": mask_gen.get_state()})
-    ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir)
-                     if checkpoint_dir else None)
-    if checkpoint_dir:  # Ray has copied it to the storage path
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)

@@ -55,6 +55,15 @@ class Tracker:
             settings=wandb.Settings(console="off", x_disable_stats=True, silent=True),
         )
 
+    @classmethod
+    def for_run(cls, contract, extra_config: dict | None = None) -> Tracker:
+        """The tracker of a training run (``contract``: a ``train.contract.RunContract``)."""
+        cfg = contract.run
+        return cls(mode=cfg.logging.wandb_mode, project=cfg.logging.project, entity=cfg.logging.entity,
+                   group=cfg.logging.group or cfg.sweep or None, run_id=contract.run_id, run_dir=cfg.run_dir,
+                   config={**cfg.model_dump(), "info": {**contract.record(), "counter_name": contract.counter_name},
+                           **(extra_config or {})})
+
     @property
     def dir(self) -> str | None:
         return self.run.dir if self.run else None

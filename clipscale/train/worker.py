@@ -1,0 +1,113 @@
+"""The Ray Train edge of the loop: on each worker, build the DeepSpeed engine, the Ray Data
+batch streams, the tracker and the evaluator from the run contract, restore the checkpoint, and
+run ``loop.run``. Ray and DeepSpeed are touched only here and in ``engine.py``."""
+from __future__ import annotations
+
+import math
+import shutil
+from functools import partial
+
+import ray.train
+import torch
+
+from clipscale.train import checkpoint as ckpt
+from clipscale.train.attempts import record_attempt
+from clipscale.train.batches import make_batch
+from clipscale.train.cadence import Cadence
+from clipscale.train.contract import RunContract
+from clipscale.train.engine import build_engine
+from clipscale.train.loop import Loop, run
+from clipscale.train.plan import plan_run
+from clipscale.train.schedule import cosine_lr
+from clipscale.train.step import train_step
+
+CONTRACT_KEY = "contract"  # the one key of TorchTrainer's train_loop_config
+
+
+def stage_batches(state: ckpt.TrainState, stage: int, micro: int, contract: RunContract, rank: int):
+    """Endless batches of one stage's stream, epoch after epoch, starting at the checkpointed
+    data position (epoch, batch_in_epoch). Ray Data's order is deterministic, so skipping the
+    consumed batches of the epoch puts a resumed run exactly where the interrupted one was."""
+    cfg = contract.run
+    shard = ray.train.get_dataset_shard(f"train_{stage}")
+    while True:
+        skip, n = state.batch_in_epoch, 0
+        seed = (cfg.train.seed * 1_000_003 + stage * 10_007 + state.epoch * 101 + rank) % 2**31
+        for b in shard.iter_batches(batch_size=micro, drop_last=True, batch_format="numpy",
+                                    local_shuffle_buffer_size=cfg.data.shuffle_buffer or None,
+                                    local_shuffle_seed=seed if cfg.data.shuffle_buffer else None):
+            n += 1
+            if n <= skip:
+                continue
+            yield b
+        if n == 0:
+            raise RuntimeError(f"stage {stage}: the training data yielded no full batch of {micro} "
+                               "rows per worker; add shards or lower train.global_batch_size")
+        state.epoch += 1
+        state.batch_in_epoch = 0
+
+
+def finite_on_every_rank(value: float, device) -> bool:
+    """One flag all-reduced over the ranks: each rank's loss is its own rows' (train/loss.py),
+    so a non-finite value can appear on one rank first, and every rank must stop together."""
+    import torch.distributed as dist
+
+    bad = torch.tensor([0.0 if math.isfinite(value) else 1.0], device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+    return bad.item() == 0.0
+
+
+def publish_to_ray(payload: dict, folder: str | None) -> None:
+    ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None)
+    if folder:  # Ray has copied it to the storage path
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def skipped(counter_name: str) -> dict:
+    from clipscale.train.data import SKIP_COUNTER_NAMESPACE
+    return ray.get(ray.get_actor(counter_name, namespace=SKIP_COUNTER_NAMESPACE).get.remote())
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    contract: RunContract = loop_config[CONTRACT_KEY]
+    cfg = contract.run
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    # One intra-op thread per reserved CPU: torch's default (all cores) oversubscribes a node
+    # whose cores are shared by several workers and Ray Data, and then runs many times slower.
+    torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
+    rng = ckpt.WorkerRng.seeded(cfg.train.seed, rank)
+
+    engine, precision, params = build_engine(cfg, contract.vocab_size, world)
+    plan = plan_run(cfg)
+    state = ckpt.TrainState()
+    restored = ray.train.get_checkpoint()
+    if restored:
+        with restored.as_directory() as d:
+            state = ckpt.restore(engine, d, rank, rng)
+        print(f"[clipscale] rank {rank}: resumed at step {state.step}, samples_seen {state.samples_seen}")
+    record_attempt(cfg.run_dir, rank, world, state.step, state.samples_seen)
+
+    tracker = None
+    if rank == 0:
+        from clipscale.train.tracking import Tracker
+        tracker = Tracker.for_run(contract, {"params": params, "precision": precision, "world_size": world})
+    evaluator = None
+    if cfg.eval.eval_dir or cfg.eval.suites:  # h11-eval: suites also evaluate
+        from clipscale.train.evaluator import Evaluator
+        evaluator = Evaluator(cfg, contract.tokenizer_path, engine.device, precision)
+
+    micro = cfg.train.global_batch_size // world
+
+    def batches(state: ckpt.TrainState, stage: int):
+        for raw in stage_batches(state, stage, micro, contract, rank):
+            yield make_batch(raw, cfg.stages[stage], plan[stage], engine.device, precision, rng.mask)
+
+    run(Loop(contract=contract, engine=engine, plan=plan, cadence=Cadence.from_config(cfg, evaluator is not None),
+             batches=batches, step=partial(train_step, loss=cfg.train.loss),
+             schedule=partial(cosine_lr, base_lr=cfg.train.lr, warmup_samples=cfg.train.warmup_samples,
+                              total_samples=cfg.train.samples_seen),
+             publish=publish_to_ray, rng=rng, evaluator=evaluator, tracker=tracker, rank=rank,
+             params=params, finite_everywhere=partial(finite_on_every_rank, device=engine.device),
+             data_counts=partial(skipped, contract.counter_name)), state)
