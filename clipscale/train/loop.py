@@ -14,6 +14,7 @@ import torch
 from clipscale.config import RunConfig
 from clipscale.results import append_rows, row_payload
 from clipscale.train import checkpoint as ckpt
+from clipscale.train import commit
 from clipscale.train.attempts import record_attempt
 from clipscale.train.batches import make_batch
 from clipscale.train.engine import build_engine
@@ -85,7 +86,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     plan = plan_run(cfg)
     state = ckpt.TrainState()
     mask_gen = torch.Generator().manual_seed(cfg.train.seed * 31 + rank)
-    restored = ray.train.get_checkpoint()
+    # reliability hook: resume only from a complete checkpoint (train/commit.py)
+    restored = commit.usable_checkpoint(ray.train.get_checkpoint(), cfg.run_dir, rank)
     if restored:
         with restored.as_directory() as d:
             state, extra = ckpt.restore(engine, d, rank)
@@ -187,9 +189,13 @@ def report(cfg, info, plan, state, engine, evaluator, do_ckpt, metrics, status, 
             print(f"[clipscale] samples_seen {state.samples_seen}: loss {metrics['loss']:.4f} "
                   f"zeroshot_top1_mean {eval_metrics.get('zeroshot_top1_mean', float('nan')):.3f}")
     checkpoint_dir = None
-    if do_ckpt:
-        checkpoint_dir = ckpt.save(engine, state, rank, {"mask_gen": mask_gen.get_state()})
-    ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir)
-                     if checkpoint_dir else None)
+    # reliability hook: a clear error on a full disk; each rank's commit marker written last
+    with commit.clear_write_errors(f"checkpoint at samples_seen {state.samples_seen}", cfg.run_dir):
+        if do_ckpt:
+            checkpoint_dir = ckpt.save(engine, state, rank, {"mask_gen": mask_gen.get_state()})
+            commit.write_marker(checkpoint_dir, rank, ray.train.get_context().get_world_size(),
+                                state.samples_seen)
+        ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(checkpoint_dir)
+                         if checkpoint_dir else None)
     if checkpoint_dir:  # Ray has copied it to the storage path
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
