@@ -21,7 +21,7 @@ from clipscale.curation.balance import keep_probability
 from clipscale.curation.lid import LanguageIdentifier, caption_language
 from clipscale.curation.matching import build_automaton, match_entries
 from clipscale.curation.sampling import draw_keep, pick_caption
-from clipscale.data.shards import Sample, iter_shard, write_shard
+from clipscale.data.shards import MEMBER_PROBLEMS, Sample, iter_shard, write_shard
 
 INDEX_SCHEMA = pa.schema([
     ("key", pa.string()), ("caption_index", pa.int32()), ("language", pa.string()),
@@ -73,6 +73,8 @@ class CaptionMatcher:
         """One index row per caption of the sample; ``problem`` says why a caption cannot match."""
         base = {"key": sample.key, "language": None, "lid_confidence": None, "lid_source": None,
                 "matched_entry_ids": [], "problem": None}
+        if any(p in MEMBER_PROBLEMS for p in sample.problems):
+            return []  # a tar member that was not read: counted once, by its kind, in count_shard
         if sample.image is None:
             return [dict(base, caption_index=0, problem="no_image")]
         rows = []
