@@ -60,8 +60,7 @@ def test_killed_after_an_eval_with_a_damaged_latest_checkpoint_one_row_golden_en
                       text=True)
     out, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, out[-3000:]
-    assert f"WARNING checkpoint {damaged} is incomplete: ckpt/{shard.name}" in out.replace(str(shard.parent.relative_to(damaged)) + "/", "ckpt/") or \
-        f"WARNING checkpoint {damaged} is incomplete" in out, out[-3000:]
+    assert f"WARNING checkpoint {damaged} is incomplete: {shard.relative_to(damaged)} has" in out, out[-3000:]
     df = read_results(tmp_path / "results")
     assert list(df["samples_seen"]) == [2048, 4096] and list(df["status"]) == ["running", "finished"]
     assert len(list((tmp_path / "results").glob("part-rel-000000002048-*.parquet"))) == 1

@@ -11,6 +11,7 @@ from clipscale import storage
 from clipscale.config import ConfigError, RunConfig
 from clipscale.data.shards import ShardError, iter_shard, list_shards
 from clipscale.ray_setup import init_ray  # noqa: F401  (part of this module's API)
+from clipscale.train import preemption
 
 
 def data_summary(shards: list[str], limit: int) -> tuple[list[str], dict]:
@@ -170,10 +171,14 @@ def build_trainer(cfg: RunConfig, info: dict, callbacks: list | None = None):
 
 def train(cfg: RunConfig, resume: bool = False):
     """Run (or resume) one training run to the end; returns Ray's ``Result``."""
+    preemption.clear_notice(cfg.run_dir)  # reliability hook: the notice that stopped it last time
     info = prepare(cfg, resume)
     init_ray(use_gpu=wants_gpu(cfg))
     trainer = build_trainer(cfg, info)
-    return trainer.fit()
+    preemption.install_driver_handler([cfg.run_dir], cfg.train.preemption_grace_s)  # reliability hook
+    result = trainer.fit()
+    preemption.exit_if_stopped(cfg.run_dir, "clipscale train <config> --resume")  # reliability hook
+    return result
 
 
 def wants_gpu(cfg: RunConfig) -> bool:

@@ -14,7 +14,7 @@ import torch
 from clipscale.config import RunConfig
 from clipscale.results import append_rows, row_payload
 from clipscale.train import checkpoint as ckpt
-from clipscale.train import commit
+from clipscale.train import commit, preemption
 from clipscale.train.attempts import record_attempt
 from clipscale.train.batches import make_batch
 from clipscale.train.engine import build_engine
@@ -95,6 +95,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
             mask_gen.set_state(extra["mask_gen"])
         print(f"[clipscale] rank {rank}: resumed at step {state.step}, samples_seen {state.samples_seen}")
     record_attempt(cfg.run_dir, rank, world, state.step, state.samples_seen)
+    watch = preemption.StopWatch(cfg.run_dir)  # reliability hook: SIGTERM -> checkpoint and stop
 
     tracker = None
     if rank == 0:
@@ -114,8 +115,9 @@ def train_loop_per_worker(loop_config: dict) -> None:
     t_start, base_wall = time.time(), state.wall_time_s
     window = {"t": time.time(), "samples": state.samples_seen}
     status = "running"
+    stopped = False  # preemption: checkpointed and stopping early
     try:
-        while state.stage < len(plan):
+        while state.stage < len(plan) and not stopped:
             stage = state.stage
             sp = plan[stage]
             batches = stage_batches(state, stage, micro, cfg, rank)
@@ -154,10 +156,20 @@ def train_loop_per_worker(loop_config: dict) -> None:
                     status = "finished" if last else "running"
                     report(cfg, info, plan, state, engine, evaluator if do_eval else None, do_ckpt,
                            metrics, status, params, tracker, rank, mask_gen)
+                if not last and watch.agreed():  # reliability hook (train/preemption.py)
+                    if not do_ckpt:
+                        report(cfg, info, plan, state, engine, None, True, metrics, "running", params,
+                               tracker, rank, mask_gen)
+                    print(f"[clipscale] rank {rank}: stopped for preemption at samples_seen "
+                          f"{state.samples_seen} (checkpointed)", flush=True)
+                    stopped = True
+                    break
     except BaseException:
         if tracker:
             tracker.finish(exit_code=1)
         raise
+    finally:
+        watch.close()
     if tracker:
         tracker.finish()
 
