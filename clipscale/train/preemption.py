@@ -101,8 +101,7 @@ def install_driver_handler(run_dirs: list[str], grace_s: float) -> None:
         def out_of_time():
             print(f"[clipscale] grace period of {grace_s:g} s is over; exiting", flush=True)
             sys.stdout.flush()
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)  # the default action now (set below): exit
 
         timer = threading.Timer(grace_s, out_of_time)
         timer.daemon = True
