@@ -85,11 +85,12 @@ def test_an_oversized_member_is_skipped_without_reading_it(tmp_path, monkeypatch
     assert "no_image" in samples["big"].problems  # its caption alone is a sample without an image
 
 
-def test_a_one_megabyte_caption_is_counted_not_kept(tmp_path):
-    shard = make_tar(tmp_path / "s.tar", [("long.png", png()), ("long.txt", b"spam " * 200_000)])
+def test_a_one_megabyte_caption_is_cut_and_counted(tmp_path):
+    caption = "é spam " * 125_000  # 1 MB, a two-byte character so the cut can fall inside one
+    shard = make_tar(tmp_path / "s.tar", [("long.png", png()), ("long.txt", caption.encode())])
     s = read(shard)["long"]
-    assert s.text is None and s.problems == ["oversized_caption"]
-    assert len(b"spam " * 200_000) > MAX_CAPTION_BYTES
+    assert s.problems == ["truncated_caption"]
+    assert caption.startswith(s.text) and MAX_CAPTION_BYTES - 2 < len(s.text.encode()) <= MAX_CAPTION_BYTES
 
 
 def test_a_caption_in_invalid_utf8_is_counted(tmp_path):
@@ -184,3 +185,16 @@ def test_exif_rotated_photo_is_turned_upright():
     top, bottom = arr[:2].reshape(-1, 3).mean(0), arr[-2:].reshape(-1, 3).mean(0)
     assert top[0] > 200 and top[2] < 60  # red on top after the rotation
     assert bottom[2] > 200 and bottom[0] < 60
+
+
+def test_the_curation_report_counts_each_kind_once(tmp_path):
+    from clipscale.curation.shard_pass import CaptionMatcher, count_shard
+
+    shard = make_tar(tmp_path / "s.tar", [
+        ("../up.txt", b"x"), ("/etc/abs.png", b"x"),
+        ("l.png", b"", {"type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}),
+        ("long.png", png()), ("long.txt", b"y" * (MAX_CAPTION_BYTES + 1)),
+        ("bad.png", png()), ("bad.txt", b"\xff\xfe")])
+    result = count_shard(str(shard), CaptionMatcher({"en": ["red"]}), tmp_path / "s.parquet")
+    assert result["problems"] == {"unsafe_member_name": 2, "link_member": 1, "truncated_caption": 1,
+                                  "undecodable_caption": 1}

@@ -15,10 +15,10 @@ Nothing here decodes images: decoding belongs to the pipeline that needs pixels.
 Hostile input. Nothing is ever extracted to disk: members are read into memory, so a member named
 ``../x`` or ``/etc/x`` cannot write anywhere. Such a member, a link (symlink or hard link, which
 could point at a file outside the shard), a special file, a member or image over
-``MAX_MEMBER_BYTES`` (read nothing of it: memory stays bounded) and a caption over
-``MAX_CAPTION_BYTES`` become a sample whose ``problems`` name the kind (``MEMBER_PROBLEMS``,
-``oversized_caption``), counted like any bad sample (the run's ``data/skipped_*``, the curation
-report). A truncated tar, or a parquet column of the wrong type, refuses the shard with a
+``MAX_MEMBER_BYTES`` (read nothing of it: memory stays bounded) become a sample whose
+``problems`` name the kind (``MEMBER_PROBLEMS``), skipped and counted like any bad sample (the
+run's ``data/skipped_*``, the curation report). A caption over ``MAX_CAPTION_BYTES`` is cut there
+and kept, its sample marked ``truncated_caption`` (counted in the curation report). A truncated tar, or a parquet column of the wrong type, refuses the shard with a
 ShardError naming the shard and the member or column. See docs/reliability.md.
 """
 from __future__ import annotations
@@ -149,13 +149,15 @@ def _sample_from_parts(key: str, parts: dict[str, bytes]) -> Sample:
     raw = parts.get("txt")
     if raw is None:
         s.problems.append("no_caption")
-    elif len(raw) > MAX_CAPTION_BYTES:
-        s.problems.append("oversized_caption")
     else:
         try:
             s.text = raw.decode("utf-8")
         except UnicodeDecodeError:
             s.problems.append("undecodable_caption")
+        if s.text is not None and len(raw) > MAX_CAPTION_BYTES:
+            # kept, cut at a character boundary: matching, LID and tokenizing stay bounded
+            s.text = raw[:MAX_CAPTION_BYTES].decode("utf-8", errors="ignore")
+            s.problems.append("truncated_caption")
     if "json" in parts:
         try:
             meta = json.loads(parts["json"].decode("utf-8"))
