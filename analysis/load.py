@@ -18,7 +18,7 @@ import pandas as pd
 from analysis.checks import DegenerateInputError
 from analysis.wandb_records import history_rows
 from clipscale import storage
-from clipscale.results import ID_COLUMNS, RESCORED_STATUS, ROW_PREFIX, read_results, row_from_payload
+from clipscale.results import ID_COLUMNS, RESCORED_STATUS, ROW_PREFIX, dedupe_rows, read_results, row_from_payload
 
 STRING_COLUMNS = ["run_id", "sweep", "model", "image_reduction", "text_reduction", "languages", "status", "timestamp"]
 INTEGER_COLUMNS = ["image_size", "patch_size", "image_tokens", "text_tokens", "seed", "samples_seen", "params"]
@@ -44,7 +44,8 @@ def _column(name: str, values: pd.Series) -> pd.Series:
 
 def results_frame(rows: Iterable[dict] | pd.DataFrame) -> pd.DataFrame:
     """Canonical frame: id columns in ``ID_COLUMNS`` order, then metrics sorted; fixed dtypes; one row per
-    (run_id, samples_seen, status), the last one seen winning (a resumed trial may report a row twice)."""
+    evaluation point (run_id, samples_seen), the latest one winning (``clipscale.results.dedupe_rows``: a
+    resumed trial reports the points between its checkpoint and its death again)."""
     df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     if df.empty:
         raise DegenerateInputError("no results rows found")
@@ -52,7 +53,7 @@ def results_frame(rows: Iterable[dict] | pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise DegenerateInputError(f"results rows lack the key column(s) {missing}")
     df = pd.DataFrame({c: _column(c, df[c]) for c in df.columns})
-    df = df.drop_duplicates(ROW_KEY, keep="last")
+    df = dedupe_rows(df)
     cols = [c for c in ID_COLUMNS if c in df.columns]
     df = df[cols + sorted(c for c in df.columns if c not in ID_COLUMNS)]
     return df.sort_values(ROW_KEY, kind="stable").reset_index(drop=True)

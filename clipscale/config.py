@@ -123,6 +123,8 @@ class TrainConfig(Strict):
     checkpoint_every_samples: int = Field(5_000, gt=0)
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(2, ge=0, description="Worker-group restarts from the last checkpoint after a failure.")
+    preemption_grace_s: float = Field(30.0, gt=0, description="On SIGTERM, seconds the workers get to checkpoint and stop before the driver exits (keep it below the platform's own grace period).")
+    trial_driver_resource: str | None = Field(None, description="Sweeps: the Ray resource that places each trial's driver; default (None) the head node, 'any' anywhere, or a custom resource you gave the nodes that should host drivers.")
     seed: int = 0
 
     @model_validator(mode="after")

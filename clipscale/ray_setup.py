@@ -38,5 +38,7 @@ def init_ray(use_gpu: bool = False, num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(runtime_env=runtime_env, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
+        # address="local": a new cluster of our own. Without it Ray joins the last cluster that
+        # `ray start` began on this machine (someone else's, running other code).
+        ray.init(address="local", num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
                  runtime_env=runtime_env, logging_level=logging.WARNING)

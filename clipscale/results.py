@@ -9,6 +9,13 @@ file://; see clipscale/storage.py): on an object store each part is one whole ob
 Metric columns are wide, one per metric and language: ``zeroshot_top1_<lang>``,
 ``zeroshot_top1_mean`` (mean over languages), ``zeroshot_top1_non_en`` (mean over non-English),
 ``i2t_r1_<lang>``, ``i2t_r5_<lang>``, ``t2i_r1_<lang>``, ``t2i_r5_<lang>``.
+
+Exactly once. A row is keyed by its evaluation point, ``EVAL_POINT`` = (run_id, samples_seen),
+which does not depend on the attempt: a trial that dies between an evaluation and its next
+checkpoint resumes from the earlier checkpoint and evaluates the same point again. Its part file
+has the same name, so the table keeps one file; every reader (``read_results`` and the analysis
+loaders for Tune and W&B, which see every report of every attempt) keeps one row per point with
+``dedupe_rows``: the latest timestamp wins.
 """
 from __future__ import annotations
 
@@ -47,6 +54,45 @@ ID_COLUMNS = [
 # row of that point, more metric columns (evaluation/rescore.py).
 RESCORED_STATUS = "rescored"
 
+# One row per evaluation point, whichever attempt wrote it. A training row and a `clipscale eval`
+# row of the same point are two evaluations of it, kept apart by ``row_kind``.
+EVAL_POINT = ["run_id", "samples_seen"]
+
+
+class ResultsWriteError(OSError):
+    """A row that could not be written (full disk, storage refused); names the table and the row.
+    Rows written before it are untouched: each is its own part file."""
+
+
+def row_kind(status: pd.Series) -> pd.Series:
+    """"rescored" for `clipscale eval` rows, "train" for the training loop's rows."""
+    return status.astype(str).where(status.astype(str) == RESCORED_STATUS, "train")
+
+
+def dedupe_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per ``EVAL_POINT`` and row kind: the one with the latest timestamp, and of equal
+    timestamps the one seen last (a later part file, a later report). Order of the kept rows is
+    preserved."""
+    if df.empty or any(c not in df.columns for c in EVAL_POINT):
+        return df
+    order = df.assign(_seen=range(len(df)))
+    key = EVAL_POINT
+    if "status" in order.columns:
+        order["_kind"] = row_kind(order["status"])
+        key = EVAL_POINT + ["_kind"]
+    if "timestamp" in order.columns:
+        order = order.sort_values(["timestamp", "_seen"], kind="stable",
+                                  key=lambda c: c.astype(str) if c.name == "timestamp" else c)
+    kept = order.drop_duplicates(key, keep="last").sort_values("_seen", kind="stable")
+    return df.loc[kept.index]
+
+
+def part_name(row: dict) -> str:
+    """The part file of a row: one name per evaluation point and status, so a row re-written by
+    a resumed attempt replaces its file instead of adding one."""
+    run_id = str(row["run_id"]).replace("/", "_")
+    return f"part-{run_id}-{int(row['samples_seen']):012d}-{row['status']}.parquet"
+
 
 def append_rows(table_dir: str | os.PathLike, rows: Iterable[dict]) -> str:
     """Write ``rows`` as one new part file of the table; returns its location."""
@@ -58,12 +104,16 @@ def append_rows(table_dir: str | os.PathLike, rows: Iterable[dict]) -> str:
         raise ValueError(f"results row lacks columns {missing}")
     df = pd.DataFrame(rows)
     df = df[ID_COLUMNS + sorted(c for c in df.columns if c not in ID_COLUMNS)]
-    first = rows[0]
-    name = f"part-{first['run_id']}-{int(first['samples_seen']):012d}-{first['status']}.parquet"
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
-    loc = storage.join(table_dir, name)
-    storage.write_bytes(loc, buf.getvalue())
+    loc = storage.join(table_dir, part_name(rows[0]))
+    try:
+        storage.write_bytes(loc, buf.getvalue())
+    except OSError as e:  # the temp file is removed; earlier part files are untouched
+        raise ResultsWriteError(
+            e.errno, f"{loc}: cannot write the results row of run {rows[0]['run_id']} at samples_seen "
+            f"{rows[0]['samples_seen']} ({e.strerror or e}); earlier rows are kept. Free space or fix the "
+            "storage, then resume the run (--resume) to write it again") from e
     return loc
 
 
@@ -73,14 +123,14 @@ def _read_part(loc: str) -> pd.DataFrame:
 
 
 def read_results(table_dir: str | os.PathLike) -> pd.DataFrame:
-    """All rows of a results table folder (or a single parquet file), a path or a URI, sorted
-    for stable output."""
+    """All rows of a results table folder (or a single parquet file), a path or a URI, one per
+    evaluation point (``dedupe_rows``), sorted for stable output."""
     loc = os.fspath(table_dir)
     storage.resolve(loc, "results table")  # an unusable URI says so, naming it
     files = [loc] if storage.is_file(loc) else storage.list_files(loc, "part-*.parquet")
     if not files:
         raise FileNotFoundError(f"{loc}: no results (expected part-*.parquet files)")
-    df = pd.concat([_read_part(f) for f in files], ignore_index=True)
+    df = dedupe_rows(pd.concat([_read_part(f) for f in files], ignore_index=True))
     cols = [c for c in ID_COLUMNS if c in df.columns]
     df = df[cols + sorted(c for c in df.columns if c not in ID_COLUMNS)]
     return df.sort_values(["run_id", "samples_seen", "status"], kind="stable").reset_index(drop=True)

@@ -21,7 +21,10 @@ from clipscale.curation.balance import keep_probability
 from clipscale.curation.lid import LanguageIdentifier, caption_language
 from clipscale.curation.matching import build_automaton, match_entries
 from clipscale.curation.sampling import draw_keep, pick_caption
-from clipscale.data.shards import Sample, iter_shard, write_shard
+from clipscale.data.shards import MEMBER_PROBLEMS, Sample, iter_shard, write_shard
+
+# Why a sample has no usable caption; counted from its caption rows, once each.
+CAPTION_PROBLEMS = ("undecodable_caption", "no_caption")
 
 INDEX_SCHEMA = pa.schema([
     ("key", pa.string()), ("caption_index", pa.int32()), ("language", pa.string()),
@@ -73,6 +76,8 @@ class CaptionMatcher:
         """One index row per caption of the sample; ``problem`` says why a caption cannot match."""
         base = {"key": sample.key, "language": None, "lid_confidence": None, "lid_source": None,
                 "matched_entry_ids": [], "problem": None}
+        if any(p in MEMBER_PROBLEMS for p in sample.problems):
+            return []  # a tar member that was not read: counted once, by its kind, in count_shard
         if sample.image is None:
             return [dict(base, caption_index=0, problem="no_image")]
         rows = []
@@ -81,7 +86,7 @@ class CaptionMatcher:
             rows.append(row)
             if caption is None:
                 row["problem"] = next((p for p in sample.problems
-                                       if p in ("undecodable_caption", "no_caption")), "no_caption")
+                                       if p in CAPTION_PROBLEMS), "no_caption")
                 continue
             if not caption.strip():
                 row["problem"] = "empty_caption"
@@ -114,7 +119,7 @@ def count_shard(shard: str, matcher: CaptionMatcher, index_path: Path) -> dict:
         samples += 1
         # Caption and image problems are counted from the rows below, once each.
         problems.update(p for p in sample.problems
-                        if p not in ("undecodable_caption", "no_caption", "no_image"))
+                        if p not in (*CAPTION_PROBLEMS, "no_image"))
         for row in matcher.caption_rows(sample):
             rows.append(row)
             lang = row["language"]

@@ -21,6 +21,26 @@ class ImageDecodeError(ValueError):
     """Bytes that are not a decodable image (corrupt, truncated, unknown format, too large)."""
 
 
+EXIF_ORIENTATION = 0x0112
+
+
+def upright_8bit(im):
+    """Odd images made ordinary: a photo's EXIF orientation applied (a phone's portrait shot is
+    stored sideways), and 16- or 32-bit greyscale (``I;16``, ``I``, ``F``) scaled to 8 bits
+    instead of clipped to white. CMYK, palette (with alpha) and the rest convert in the caller."""
+    from PIL import Image, ImageOps
+
+    if im.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I") or im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        peak = arr.max(initial=0)
+        # the range the values use: 0..1 (float), 0..255 (8-bit values in a wide mode), else 16-bit
+        top = 1.0 if im.mode == "F" and peak <= 1.0 else 255.0 if peak <= 255 else 65535.0
+        im = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+    return im
+
+
 def decode_image(data: bytes, size: int) -> np.ndarray:
     """Bytes -> uint8 array [size, size, 3], RGB. The shorter side is resized to ``size`` and the
     centre cropped (CLIP's preprocessing; a no-op crop for square images). Transparent pixels are
@@ -38,6 +58,7 @@ def decode_image(data: bytes, size: int) -> np.ndarray:
             # JPEG draft decodes at a reduced scale directly: much cheaper for big images
             im.draft("RGB", (size, size))
             im.load()  # PIL is lazy: force the decode here, where errors are caught
+            im = upright_8bit(im)
             if im.mode in ("RGBA", "LA", "P", "PA"):
                 im = im.convert("RGBA")
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))

@@ -11,6 +11,15 @@ URI's tar is streamed in one read (``tarfile`` stream mode), a parquet shard rea
 pyarrow filesystem. Writing stays local (curation writes where it runs).
 
 Nothing here decodes images: decoding belongs to the pipeline that needs pixels.
+
+Hostile input. Nothing is ever extracted to disk: members are read into memory, so a member named
+``../x`` or ``/etc/x`` cannot write anywhere. Such a member, a link (symlink or hard link, which
+could point at a file outside the shard), a special file, a member or image over
+``MAX_MEMBER_BYTES`` (read nothing of it: memory stays bounded) become a sample whose
+``problems`` name the kind (``MEMBER_PROBLEMS``), skipped and counted like any bad sample (the
+run's ``data/skipped_*``, the curation report). A caption over ``MAX_CAPTION_BYTES`` is cut there
+and kept, its sample marked ``truncated_caption`` (counted in the curation report). A truncated tar, or a parquet column of the wrong type, refuses the shard with a
+ShardError naming the shard and the member or column. See docs/reliability.md.
 """
 from __future__ import annotations
 
@@ -27,6 +36,10 @@ from clipscale.atomic import atomic_path
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SHARD_SUFFIXES = (".tar", ".parquet")
+MAX_MEMBER_BYTES = 64 << 20   # one image (or other member); web images are far smaller
+MAX_CAPTION_BYTES = 64 << 10  # alt-texts run to a few hundred bytes; a longer one is junk or hostile
+# Problems of a tar member that was not read (one sample each, key = the member's name).
+MEMBER_PROBLEMS = ("unsafe_member_name", "link_member", "special_member", "oversized_member")
 
 
 class ShardError(RuntimeError):
@@ -58,9 +71,29 @@ def _split_member(name: str) -> tuple[str, str]:
     return (base, ext.lower()) if dot else (name, "")
 
 
-def _read_members(tar: tarfile.TarFile, groups: dict[str, dict[str, bytes]]) -> None:
+def member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why a tar member is not read (one of ``MEMBER_PROBLEMS``), or None for a plain file."""
+    parts = member.name.replace("\\", "/").split("/")
+    if member.name.startswith("/") or ".." in parts or "\x00" in member.name:
+        return "unsafe_member_name"
+    if member.issym() or member.islnk():
+        return "link_member"
+    if not member.isfile():
+        return "special_member"
+    if member.size > MAX_MEMBER_BYTES:
+        return "oversized_member"
+    return None
+
+
+def _read_members(tar: tarfile.TarFile, groups: dict[str, dict[str, bytes]],
+                  rejected: list[tuple[str, str]], last: list[str]) -> None:
     for member in tar:
-        if not member.isfile():
+        last[:] = [member.name]
+        if member.isdir():
+            continue
+        problem = member_problem(member)
+        if problem:
+            rejected.append((member.name, problem))
             continue
         key, ext = _split_member(member.name)
         f = tar.extractfile(member)
@@ -83,16 +116,21 @@ def iter_tar(path: str | os.PathLike) -> Iterator[Sample]:
     path = path if storage.is_uri(path) else Path(path)
     uri = _check_exists(path)
     groups: dict[str, dict[str, bytes]] = {}
+    rejected: list[tuple[str, str]] = []
+    last: list[str] = []
     try:
         if uri:
             fs, p = storage.resolve(path)
             with fs.open_input_stream(p) as stream, tarfile.open(fileobj=stream, mode="r|*") as tar:
-                _read_members(tar, groups)
+                _read_members(tar, groups, rejected, last)
         else:
             with tarfile.open(path, "r:*") as tar:
-                _read_members(tar, groups)
+                _read_members(tar, groups, rejected, last)
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise ShardError(path, f"not a readable tar ({e})") from e
+        where = f" after member {last[0]!r}" if last else ""
+        raise ShardError(path, f"not a readable tar: truncated or corrupt{where} ({e})") from e
+    for name, problem in rejected:
+        yield Sample(key=name, problems=[problem])
     for key, parts in groups.items():
         yield _sample_from_parts(key, parts)
 
@@ -103,7 +141,10 @@ def _sample_from_parts(key: str, parts: dict[str, bytes]) -> Sample:
         if ext in parts:
             s.image, s.image_ext = parts[ext], ext
             break
-    if s.image is None:
+    if s.image is not None and len(s.image) > MAX_MEMBER_BYTES:  # a parquet cell; tars check first
+        s.image = s.image_ext = None
+        s.problems.append("oversized_member")
+    elif s.image is None:
         s.problems.append("no_image")
     raw = parts.get("txt")
     if raw is None:
@@ -113,6 +154,10 @@ def _sample_from_parts(key: str, parts: dict[str, bytes]) -> Sample:
             s.text = raw.decode("utf-8")
         except UnicodeDecodeError:
             s.problems.append("undecodable_caption")
+        if s.text is not None and len(raw) > MAX_CAPTION_BYTES:
+            # kept, cut at a character boundary: matching, LID and tokenizing stay bounded
+            s.text = raw[:MAX_CAPTION_BYTES].decode("utf-8", errors="ignore")
+            s.problems.append("truncated_caption")
     if "json" in parts:
         try:
             meta = json.loads(parts["json"].decode("utf-8"))
@@ -147,18 +192,19 @@ def iter_parquet(path: str | os.PathLike) -> Iterator[Sample]:
     try:
         if uri:
             fs, p = storage.resolve(path)
-            table = pq.read_table(p, filesystem=fs)
+            pfile = pq.ParquetFile(fs.open_input_file(p))
         else:
-            table = pq.read_table(path)
+            pfile = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several unrelated types for a bad file
         raise ShardError(path, f"not a readable parquet file ({e})") from e
+    check_parquet_types(path, pfile.schema_arrow)
     stem = storage.name(path).rsplit(".", 1)[0] if uri else path.stem
-    cols = set(table.column_names)
+    cols = set(pfile.schema_arrow.names)
     text_col = next((c for c in ("caption", "txt", "text") if c in cols), None)
     image_col, fixed_ext = parquet_image_column(cols)
-    meta_cols = [] if "json" in cols else [c for c in table.column_names
+    meta_cols = [] if "json" in cols else [c for c in pfile.schema_arrow.names
                                            if c not in (image_col, text_col, "key", "image_ext")]
-    for i, row in enumerate(table.to_pylist()):
+    for i, row in enumerate(_parquet_rows(path, pfile)):
         parts: dict[str, bytes] = {}
         if image_col and row.get(image_col) is not None:
             ext = fixed_ext or str(row.get("image_ext") or "jpg").lower()
@@ -177,6 +223,35 @@ def iter_parquet(path: str | os.PathLike) -> Iterator[Sample]:
         if "language" in cols and row.get("language") and "language" not in s.meta:
             s.meta["language"] = row["language"]
         yield s
+
+
+# Column -> the arrow types it may have (null: a column of only missing values).
+PARQUET_TYPES = {"image": ("binary", "large_binary", "null"),
+                 **{ext: ("binary", "large_binary", "null") for ext in ("jpg", "png", "webp")},  # img2dataset
+                 "caption": ("string", "large_string", "binary", "large_binary", "null"),
+                 "txt": ("string", "large_string", "binary", "large_binary", "null"),
+                 "text": ("string", "large_string", "binary", "large_binary", "null"),
+                 "json": ("string", "large_string", "binary", "large_binary", "null"),
+                 "image_ext": ("string", "large_string", "null"),
+                 "language": ("string", "large_string", "null")}
+
+
+def check_parquet_types(path, schema) -> None:
+    """Refuse a parquet shard whose known columns have the wrong type, naming the column."""
+    for name in schema.names:
+        allowed = PARQUET_TYPES.get(name)
+        if allowed and str(schema.field(name).type) not in allowed:
+            raise ShardError(path, f"column {name!r} has type {schema.field(name).type}, expected one of "
+                                   f"{', '.join(allowed)}")
+
+
+def _parquet_rows(path, pfile) -> Iterator[dict]:
+    """Rows in small batches: a shard is never held whole in memory."""
+    try:
+        for batch in pfile.iter_batches(batch_size=256):
+            yield from batch.to_pylist()
+    except Exception as e:  # a damaged row group
+        raise ShardError(path, f"not a readable parquet file ({e})") from e
 
 
 def iter_shard(path: str | os.PathLike) -> Iterator[Sample]:

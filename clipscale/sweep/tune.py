@@ -2,7 +2,8 @@
 
 The trainable is a function: it prepares the trial's run (tokenizer, run folder), builds its
 ``TorchTrainer`` with a ``TuneReportCallback`` and calls ``fit()``. ``Tuner(TorchTrainer)`` does
-not work with Train V2. The trainable itself holds almost nothing (0.01 CPU); the trial's Train
+not work with Train V2. The trainable itself holds almost nothing (0.01 CPU, on the head node unless
+``train.trial_driver_resource`` says otherwise: train/preemption.py); the trial's Train
 workers and Ray Data tasks hold the real resources, and the Tuner runs as many trials at once as
 those resources allow (``dry_run.concurrency``).
 
@@ -22,6 +23,7 @@ import time
 from clipscale import storage
 from clipscale.config import ConfigError, RunConfig
 from clipscale.sweep.expand import Trial
+from clipscale.train import preemption
 
 
 def run_trial(config: dict, run_configs: dict, timings_dir: str) -> None:
@@ -32,6 +34,8 @@ def run_trial(config: dict, run_configs: dict, timings_dir: str) -> None:
 
     t0 = time.time()
     cfg = RunConfig.model_validate(run_configs[config["trial"]])
+    if preemption.stop_requested(cfg.run_dir):  # the sweep is being preempted: start nothing
+        return
     resume = storage.exists(storage.join(cfg.run_dir, "run_info.json"))
     contract = prepare(cfg, resume=resume)
     trainer = build_trainer(contract, callbacks=[TuneReportCallback()])
@@ -119,7 +123,7 @@ def launch(name: str, root: str, trials: list[tuple[Trial, RunConfig]], resume: 
     run_configs = {t.id: c.model_dump(mode="json") for t, c in pending}
     trainable = tune.with_parameters(run_trial, run_configs=run_configs, timings_dir=storage.join(root, "timings"))
     tuner = tune.Tuner(
-        tune.with_resources(trainable, {"CPU": 0.01}),
+        tune.with_resources(trainable, preemption.driver_resources(cfg0.train.trial_driver_resource)),
         param_space={"trial": tune.grid_search([t.id for t, _ in pending])},
         tune_config=tune.TuneConfig(max_concurrent_trials=slots),
         # A trial whose trainable (the Train driver) died with its node is started again on the
@@ -134,6 +138,10 @@ def launch(name: str, root: str, trials: list[tuple[Trial, RunConfig]], resume: 
     launches = storage.join(root, "launches.jsonl")
     storage.append_text(launches, json.dumps({"event": "start", "time": t0, "trials": summary["ran"],
                                               "slots": slots}) + "\n")
+    # reliability hook: SIGTERM asks every pending trial to checkpoint and stop (train/preemption.py)
+    for _, c in pending:
+        preemption.clear_notice(c.run_dir)
+    preemption.install_driver_handler([c.run_dir for _, c in pending], cfg0.train.preemption_grace_s)
     grid = tuner.fit()
     summary["wall_s"] = time.time() - t0
     storage.append_text(launches, json.dumps({"event": "end", "time": time.time(), "start": t0}) + "\n")
@@ -142,4 +150,7 @@ def launch(name: str, root: str, trials: list[tuple[Trial, RunConfig]], resume: 
             summary["errors"][r.config["trial"]] = str(r.error).splitlines()[0][:300]
         elif (r.metrics or {}).get("status") == "failed":  # a non-finite loss: its row says failed
             summary["errors"][r.config["trial"]] = str(r.metrics.get("failure", "failed"))[:300]
+    stopped = [c.run_dir for _, c in pending if preemption.stop_requested(c.run_dir)]
+    if stopped:  # reliability hook: preempted; the unfinished trials continue on --resume
+        preemption.exit_if_stopped(stopped[0], "clipscale sweep <sweep file> --resume")
     return summary

@@ -10,6 +10,7 @@ from clipscale.config import ConfigError, RunConfig
 from clipscale.data.shards import list_shards
 from clipscale.ray_setup import init_ray
 from clipscale.run_inputs import check_storage, data_summary, store_tokenizer, wants_gpu
+from clipscale.train import preemption
 from clipscale.train.contract import RunContract
 
 
@@ -140,7 +141,12 @@ def run_failure(result) -> str | None:
 
 def train(cfg: RunConfig, resume: bool = False):
     """Run (or resume) one training run to the end; returns Ray's ``Result`` (see ``run_failure``)."""
+    preemption.clear_notice(cfg.run_dir)  # the notice that stopped it last time
     contract = prepare(cfg, resume)
     init_ray(use_gpu=wants_gpu(cfg))
     trainer = build_trainer(contract)
-    return trainer.fit()
+    # SIGTERM (a spot/preemptible node's notice): the workers checkpoint and stop, then exit 143
+    preemption.install_driver_handler([cfg.run_dir], cfg.train.preemption_grace_s)
+    result = trainer.fit()
+    preemption.exit_if_stopped(cfg.run_dir, "clipscale train <config> --resume")
+    return result

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
@@ -24,6 +24,7 @@ from clipscale.train.plan import StagePlan, stage_columns
 from clipscale.train.step import Batch
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
+STOPPED = "stopped"  # not a row status: the run checkpointed and stopped early (preemption)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class Loop:
     # True when the loss is finite on every rank (a collective under Ray: ranks must agree to stop)
     finite_everywhere: Callable[[float], bool] = math.isfinite
     data_counts: Callable[[], dict] = dict             # rows the data pipeline skipped, by reason
+    # True when every rank agrees to stop early (preemption, train/preemption.py): the loop then
+    # checkpoints (unless this step just did) and returns STOPPED; --resume continues the run
+    stop_agreed: Callable[[], bool] = lambda: False
     hooks: list[Callable[[Loop, ckpt.TrainState, StepResult], None]] = field(default_factory=list)
 
 
@@ -84,7 +88,7 @@ def advance(state: ckpt.TrainState, stage: StagePlan, global_batch: int) -> int:
 
 
 def run(loop: Loop, state: ckpt.TrainState) -> str:
-    """Train from ``state`` to the end of the last stage; returns FINISHED or FAILED. A
+    """Train from ``state`` to the end of the last stage; returns FINISHED, FAILED or STOPPED. A
     non-finite loss stops the run after a FAILED row (see ``report``): replaying the same
     batches from the last checkpoint would diverge again, so it is not an error to retry."""
     clock = Throughput(state)
@@ -110,10 +114,23 @@ def run(loop: Loop, state: ckpt.TrainState) -> str:
                     hook(loop, state, result)
                 if status == FAILED:
                     return finish(loop, FAILED)
+                if status == RUNNING and loop.stop_agreed():
+                    return stop_early(loop, state, result, clock)
     except BaseException:
         finish(loop, FAILED)
         raise
     return finish(loop, FINISHED)
+
+
+def stop_early(loop: Loop, state: ckpt.TrainState, result: StepResult, clock: Throughput) -> str:
+    """Preemption: checkpoint now unless this step just did, then stop (every rank together)."""
+    if not result.decision.checkpoint:
+        forced = replace(result.decision, log=False, eval=False, checkpoint=True)
+        report(loop, state, replace(result, decision=forced), clock)
+    if loop.rank == 0:
+        print(f"[clipscale] stopped for preemption at samples_seen {state.samples_seen} "
+              "(checkpointed)", flush=True)
+    return finish(loop, STOPPED)
 
 
 def finish(loop: Loop, status: str) -> str:

@@ -11,6 +11,7 @@ import ray.train
 import torch
 
 from clipscale.train import checkpoint as ckpt
+from clipscale.train import commit, preemption
 from clipscale.train.attempts import record_attempt
 from clipscale.train.batches import make_batch
 from clipscale.train.cadence import Cadence
@@ -58,8 +59,13 @@ def finite_on_every_rank(value: float, device) -> bool:
     return bad.item() == 0.0
 
 
-def publish_to_ray(payload: dict, folder: str | None) -> None:
-    ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None)
+def publish_to_ray(payload: dict, folder: str | None, *, run_dir: str, rank: int, world: int) -> None:
+    """Report to Ray (every rank); a checkpoint folder gets this rank's commit marker last
+    (train/commit.py), and a full disk while Ray stores it is a clear error naming the run."""
+    with commit.clear_write_errors(f"checkpoint at samples_seen {payload['samples_seen']}", run_dir):
+        if folder:
+            commit.write_marker(folder, rank, world, payload["samples_seen"])
+        ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None)
     if folder:  # Ray has copied it to the storage path
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -82,7 +88,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     engine, precision, params = build_engine(cfg, contract.vocab_size, world)
     plan = plan_run(cfg)
     state = ckpt.TrainState()
-    restored = ray.train.get_checkpoint()
+    # resume only from a complete checkpoint: an incomplete latest one falls back to the one before
+    restored = commit.usable_checkpoint(ray.train.get_checkpoint(), cfg.run_dir, rank)
     if restored:
         with restored.as_directory() as d:
             state = ckpt.restore(engine, d, rank, rng)
@@ -94,7 +101,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         from clipscale.train.tracking import Tracker
         tracker = Tracker.for_run(contract, {"params": params, "precision": precision, "world_size": world})
     evaluator = None
-    if cfg.eval.eval_dir or cfg.eval.suites:  # h11-eval: suites also evaluate
+    if cfg.eval.eval_dir or cfg.eval.suites:
         from clipscale.train.evaluator import Evaluator
         evaluator = Evaluator(cfg, contract.tokenizer_path, engine.device, precision)
 
@@ -104,10 +111,16 @@ def train_loop_per_worker(loop_config: dict) -> None:
         for raw in stage_batches(state, stage, micro, contract, rank):
             yield make_batch(raw, cfg.stages[stage], plan[stage], engine.device, precision, rng.mask)
 
-    run(Loop(contract=contract, engine=engine, plan=plan, cadence=Cadence.from_config(cfg, evaluator is not None),
-             batches=batches, step=partial(train_step, loss=cfg.train.loss),
-             schedule=partial(cosine_lr, base_lr=cfg.train.lr, warmup_samples=cfg.train.warmup_samples,
-                              total_samples=cfg.train.samples_seen),
-             publish=publish_to_ray, rng=rng, evaluator=evaluator, tracker=tracker, rank=rank,
-             params=params, finite_everywhere=partial(finite_on_every_rank, device=engine.device),
-             data_counts=partial(skipped, contract.counter_name)), state)
+    watch = preemption.StopWatch(cfg.run_dir)  # SIGTERM on the driver -> checkpoint and stop
+    try:
+        run(Loop(contract=contract, engine=engine, plan=plan,
+                 cadence=Cadence.from_config(cfg, evaluator is not None),
+                 batches=batches, step=partial(train_step, loss=cfg.train.loss),
+                 schedule=partial(cosine_lr, base_lr=cfg.train.lr, warmup_samples=cfg.train.warmup_samples,
+                                  total_samples=cfg.train.samples_seen),
+                 publish=partial(publish_to_ray, run_dir=cfg.run_dir, rank=rank, world=world),
+                 rng=rng, evaluator=evaluator, tracker=tracker, rank=rank, params=params,
+                 finite_everywhere=partial(finite_on_every_rank, device=engine.device),
+                 data_counts=partial(skipped, contract.counter_name), stop_agreed=watch.agreed), state)
+    finally:
+        watch.close()

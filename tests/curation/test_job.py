@@ -107,7 +107,7 @@ def test_bad_input_is_counted_and_nothing_is_lost(two_worker_run):
     assert [Path(c["shard"]).name for c in report["shards"]["corrupt"]] == ["00002.tar"]
     assert report["shards"] == dict(report["shards"], total=5, counted=4, sampled=4)
     assert report["problems"] == {"bad_json": 1, "empty_caption": 1, "no_image": 1,
-                                  "undecodable_caption": 1}
+                                  "undecodable_caption": 1, "truncated_caption": 1}
     assert report["no_metadata_languages"] == {"sw": 1}
     rows = decisions(out)
     assert report["samples"] == 3 * 150 + 7 and report["captions"] == len(rows) == 459
