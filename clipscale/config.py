@@ -8,26 +8,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clipscale import storage
+from clipscale.config_core import merge, parse_overrides, read_yaml, validate
+from clipscale.errors import ConfigError  # noqa: F401  (raised for every invalid config; imported from here too)
 
 ImageReduction = Literal["none", "resize", "random", "grid", "block"]
 TextReduction = Literal["truncate", "random", "block", "syntax"]
 
-
-class ConfigError(ValueError):
-    """An invalid configuration; the message names the file (if any) and the field."""
 
 
 class Strict(BaseModel):
@@ -220,84 +211,14 @@ class RunConfig(Strict):
 
 
 # ---------------------------------------------------------------------------- loading
-
-def _format_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid config {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"  {loc}: {msg}")
-    return "\n".join(lines)
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """``["train.lr=3e-4", "stages.0.image_size=32"]`` -> nested dict; values parsed as YAML
-    scalars/lists so types match what a YAML file would give."""
-    out: dict = {}
-    for pair in pairs:
-        key, eq, raw = pair.partition("=")
-        if not eq or not key:
-            raise ConfigError(f"override {pair!r}: expected FIELD=VALUE, e.g. train.lr=3e-4")
-        node = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {pair!r}: {p} is set twice")
-        node[parts[-1]] = _scalar(raw)
-    return out
-
-
-def _scalar(raw: str):
-    value = yaml.safe_load(raw)
-    if isinstance(value, str):
-        try:  # YAML 1.1 reads "3e-4" as a string; on a command line it means the number
-            return float(value) if value.lower() not in ("nan", "inf", "-inf") else value
-        except ValueError:
-            pass
-    return value
-
-
-def _merge(base: Any, over: Any) -> Any:
-    if isinstance(base, dict) and isinstance(over, dict):
-        merged = dict(base)
-        for k, v in over.items():
-            merged[k] = _merge(base.get(k), v) if k in base else v
-        return merged
-    if isinstance(base, list) and isinstance(over, dict) and all(k.isdigit() for k in over):
-        merged = list(base)
-        for k, v in over.items():
-            i = int(k)
-            if i >= len(merged):
-                raise ConfigError(f"override index {i} is past the {len(merged)} items of a list")
-            merged[i] = _merge(merged[i], v)
-        return merged
-    return over
-
-
-def read_yaml(path: str | os.PathLike) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: top level must be a mapping")
-    return data
-
+# Reading, overrides, merge and error format are clipscale.config_core's (shared with sweeps,
+# curation and the emoji world); this part only says what a run config is built from.
 
 def build_run_config(data: dict, source: str = "<dict>", overrides: list[str] | None = None) -> RunConfig:
     if overrides:
-        data = _merge(data, parse_overrides(overrides))
+        data = merge(data, parse_overrides(overrides))
         source += " (with overrides " + " ".join(overrides) + ")"
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_format_error(e, source)) from None
+    return validate(RunConfig, data, source, "config")
 
 
 def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:

@@ -19,6 +19,7 @@ from typing import Iterable
 import pandas as pd
 
 from clipscale import storage
+from clipscale.errors import NotFound
 
 # Columns every row has, in this order; metric columns follow, sorted.
 ID_COLUMNS = [
@@ -75,7 +76,7 @@ def read_results(table_dir: str | os.PathLike) -> pd.DataFrame:
     storage.resolve(loc, "results table")  # an unusable URI says so, naming it
     files = [loc] if storage.is_file(loc) else storage.list_files(loc, "part-*.parquet")
     if not files:
-        raise FileNotFoundError(f"{loc}: no results (expected part-*.parquet files)")
+        raise NotFound(f"{loc}: no results (expected part-*.parquet files)")
     df = pd.concat([_read_part(f) for f in files], ignore_index=True)
     cols = [c for c in ID_COLUMNS if c in df.columns]
     df = df[cols + sorted(c for c in df.columns if c not in ID_COLUMNS)]

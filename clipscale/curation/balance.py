@@ -9,8 +9,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from clipscale.errors import ClipscaleError
 
-class ThresholdError(ValueError):
+
+class ThresholdError(ClipscaleError, ValueError):
     """The pool cannot give thresholds (e.g. no English match to take the tail share from)."""
 
 

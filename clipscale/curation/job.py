@@ -28,9 +28,10 @@ from clipscale.curation.metadata import load_metadata
 from clipscale.curation.report import build_report, write_report
 from clipscale.curation.shard_pass import CaptionMatcher, count_shard, sample_shard, write_json_atomic
 from clipscale.data.shards import ShardError, list_shards
+from clipscale.errors import ClipscaleError
 
 
-class CurationError(RuntimeError):
+class CurationError(ClipscaleError, RuntimeError):
     """A curation that cannot go on (inconsistent output folder, unusable pool)."""
 
 

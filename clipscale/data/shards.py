@@ -24,12 +24,13 @@ from typing import Iterable, Iterator
 
 from clipscale import storage
 from clipscale.atomic import atomic_path
+from clipscale.errors import ClipscaleError
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SHARD_SUFFIXES = (".tar", ".parquet")
 
 
-class ShardError(RuntimeError):
+class ShardError(ClipscaleError, RuntimeError):
     """A shard that cannot be read at all (missing, truncated, not a tar/parquet)."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

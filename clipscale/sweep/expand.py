@@ -16,13 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from clipscale import storage
-from clipscale.config import (
-    ConfigError,
-    RunConfig,
-    _merge,
-    build_run_config,
-    resolve_paths,
-)
+from clipscale.config import RunConfig, build_run_config, resolve_paths
+from clipscale.config_core import merge, nested
+from clipscale.errors import ConfigError
 from clipscale.sweep.spec import IMAGE_TOKENS, SweepConfig, field_path
 
 
@@ -45,18 +41,6 @@ def expand(sweep: SweepConfig, base: dict | None = None) -> list[Trial]:
         digest = hashlib.sha1(json.dumps([params, base], sort_keys=True, default=str).encode()).hexdigest()[:6]
         trials.append(Trial(f"{sweep.name}-{i:03d}-{digest}", params))
     return trials
-
-
-def nested(path: str, value: Any) -> dict:
-    """``"stages.0.image_size", 32`` -> ``{"stages": {"0": {"image_size": 32}}}`` (the override
-    form ``config._merge`` applies to lists by index)."""
-    out: dict = {}
-    node = out
-    parts = path.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-    node[parts[-1]] = value
-    return out
 
 
 def image_size_for_tokens(tokens: Any, patch: int) -> int:
@@ -84,14 +68,14 @@ def trial_config(sweep: SweepConfig, trial: Trial, base: dict, base_folder: Path
     data = base
     for axis, value in trial.params.items():
         if axis != IMAGE_TOKENS:
-            data = _merge(data, nested(field_path(axis), value))
+            data = merge(data, nested(field_path(axis), value))
     if IMAGE_TOKENS in trial.params:
         try:
             patch = get_spec(data.get("model", {}).get("name", "tiny")).image.patch_size
         except KeyError as e:
             raise ConfigError(f"{source}: trial {trial.id}: model.name: {e.args[0]}") from None
         size = image_size_for_tokens(trial.params[IMAGE_TOKENS], patch)
-        data = _merge(data, nested("stages.0.image_size", size))
+        data = merge(data, nested("stages.0.image_size", size))
     root = sweep_dir(sweep, base, base_folder)
     logging = {**data.get("logging", {}), "group": sweep.name}
     data = {**data, "name": trial.id, "sweep": sweep.name, "output_dir": root,
