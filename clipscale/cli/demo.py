@@ -3,19 +3,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from clipscale.cli.flags import add_model_flags, model_from_args
+
+
+class DemoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    out: str = Field("demo", description="output folder")
+    num_samples: int = Field(20_000, ge=1, description="emoji-world pool size")
+    sweep: str | None = Field(None, description="sweep YAML to run (unset: sweeps/demo.yaml)")
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="pool -> curation -> tokenizer -> the demo sweep -> figures, on the built-in emoji world")
-    p.add_argument("--out", default="demo", help="output folder (default: ./demo)")
-    p.add_argument("--num-samples", type=int, default=20_000, help="emoji-world pool size")
-    p.add_argument("--sweep", default=None, help="sweep YAML to run (default: sweeps/demo.yaml)")
+    add_model_flags(p, DemoOptions)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from clipscale.demo import REPO_SWEEPS, run_demo
 
-    done = run_demo(Path(args.out), args.num_samples, Path(args.sweep) if args.sweep else REPO_SWEEPS / "demo.yaml")
+    opts = model_from_args(args, DemoOptions, kind="demo options")
+    done = run_demo(Path(opts.out), opts.num_samples, Path(opts.sweep) if opts.sweep else REPO_SWEEPS / "demo.yaml")
     quiet_ray()
     print(f"\n== clipscale demo: done in {done['wall_s'] / 60:.1f} min ==")
     for name, path in done["outputs"].items():
