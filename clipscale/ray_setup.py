@@ -4,6 +4,10 @@ from __future__ import annotations
 import logging
 import os
 
+# CPUs each Ray Data decoding task of the training stream reserves: decoding is light at these
+# sizes, and it leaves CPU for the train workers. The sweep planner counts trials' resources with it.
+DECODE_TASK_CPUS = 0.25
+
 # Train V2's placement-group cleaner logs a State-API failure every second when the dashboard is
 # off; it is noise, not a fault. It runs in its own actor, so the level is set in every worker.
 NOISY_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)

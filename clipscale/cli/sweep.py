@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clipscale.cli.flags import accept_overrides, add_model_flags, flag_name, model_from_args
 from clipscale.sweep.cost import DEFAULT_MFU
+from clipscale.sweep.dry_run import DEFAULT_STARTUP_S, DEFAULT_UTILISATION
 
 
 class SweepOptions(BaseModel):
@@ -20,8 +21,8 @@ class SweepOptions(BaseModel):
     flops_per_s: float | None = Field(None, gt=0, description="dry run: FLOP/s per device to assume "
                                                               "(unset: measured with a matmul here)")
     utilisation: float | None = Field(None, gt=0, le=1, description="dry run: assumed share of that FLOP/s "
-                                      "a training step reaches (unset: 0.3; with --cluster, the MFU)")
-    startup_s: float = Field(75.0, ge=0, description="dry run: seconds per trial outside the training "
+                                      f"a training step reaches (unset: {DEFAULT_UTILISATION}; with --cluster, the MFU)")
+    startup_s: float = Field(DEFAULT_STARTUP_S, ge=0, description="dry run: seconds per trial outside the training "
                                                      "loop (measured on a 2-core CPU node)")
     max_concurrent_trials: int | None = Field(None, ge=1, description="cap on trials at once (unset: the "
                                               "sweep file's, else what the cluster's resources allow)")
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_sweep(opts: SweepOptions, costs: CostOptions, overrides: list[str]) -> int:
     from clipscale.errors import ConfigError
-    from clipscale.sweep.expand import load_trials
+    from clipscale.sweep.sweep import load
 
     given = [flag_name(f) for f, value in costs if value is not None]
     costing = bool(costs.cluster) or (costs.gpu_peak_flops is not None and costs.gpu_hour_price is not None)
@@ -77,33 +78,33 @@ def run_sweep(opts: SweepOptions, costs: CostOptions, overrides: list[str]) -> i
         mfu = cost.check_mfu(costs.mfu if costs.mfu is not None else cost.DEFAULT_MFU)
         cluster = read_cluster(costs.cluster) if costs.cluster else None
         gpu = cost.gpu_assumption(cluster.node() if cluster else None, costs.gpu_peak_flops, costs.gpu_hour_price)
-    sweep, root, trials = load_trials(opts.config, overrides)
-    cap = opts.max_concurrent_trials or sweep.max_concurrent_trials
+    sweep = load(opts.config, overrides)
+    cap = opts.max_concurrent_trials or sweep.spec.max_concurrent_trials
     if opts.dry_run:
         from clipscale.sweep.dry_run import dry_run
 
         given_util = opts.utilisation is not None
-        kwargs = {"flops_per_s": opts.flops_per_s, "utilisation": opts.utilisation if given_util else 0.3}
+        kwargs = {"flops_per_s": opts.flops_per_s, "utilisation": opts.utilisation if given_util else DEFAULT_UTILISATION}
         caps = [n.capacity for n in cluster.gpu_nodes] if costing and cluster else [None]
         if None not in caps and cluster.cpus is not None:
             # The trial table describes the cluster too: its capacity, GPU peak and MFU.
-            on_gpu, given_flops = trials[0][1].train.use_gpu is not False, opts.flops_per_s is not None
+            on_gpu, given_flops = sweep.settings["train.use_gpu"] is not False, opts.flops_per_s is not None
             kwargs = {"flops_per_s": opts.flops_per_s if given_flops or not on_gpu else gpu.peak_flops,
-                      "utilisation": opts.utilisation if given_util else mfu if on_gpu else 0.3,
+                      "utilisation": opts.utilisation if given_util else mfu if on_gpu else DEFAULT_UTILISATION,
                       "flops_source": "given" if given_flops else gpu.peak_source,
                       "resources": {"CPU": float(cluster.cpus), "GPU": float(sum(caps))}}
-        text, figures = dry_run(sweep.name, trials, startup_s=opts.startup_s, cap=cap, **kwargs)
+        text, figures = dry_run(sweep, startup_s=opts.startup_s, cap=cap, **kwargs)
         print(text)
         if costing:
-            rows = [(e.trial.id, e.compute, cfg.train.num_workers) for e, (_, cfg) in zip(figures["trials"], trials)]
+            rows = [(e.trial.id, e.compute, cfg.train.num_workers) for e, cfg in zip(figures["trials"], sweep.configs)]
             plan = cost.plan_costs(rows, gpu, mfu, cap)
-            matches = [(t, m) for t, (_, cfg) in zip(plan["trials"], trials) if (m := cost.clipa_match(cfg))]
+            matches = [(t, m) for t, cfg in zip(plan["trials"], sweep.configs) if (m := cost.clipa_match(cfg))]
             print()
             print(cost.format_costs(plan, gpu, mfu, cluster, matches))
         return 0
     from clipscale.sweep.tune import launch
 
-    summary = launch(sweep.name, root, trials, resume=opts.resume, cap=cap)
+    summary = launch(sweep, resume=opts.resume, cap=cap)
     print(f"clipscale sweep {sweep.name}: {len(summary['ran'])} trials run, "
           f"{len(summary['skipped_finished'])} already finished; results table {summary['results']}; "
           f"sweep folder {summary['sweep_dir']}")

@@ -60,6 +60,11 @@ def sweep_dir(sweep: SweepConfig, base: dict, base_folder: Path) -> str:
     return str((Path(out) if Path(out).is_absolute() else base_folder / out).resolve() / sweep.name)
 
 
+def sweep_tokenizer_path(root: str) -> str:
+    """Where a sweep keeps the tokenizer it trains once for all its trials."""
+    return storage.join(root, "tokenizer.model")
+
+
 def trial_config(sweep: SweepConfig, trial: Trial, base: dict, base_folder: Path,
                  source: str = "<sweep>") -> RunConfig:
     """The trial's validated run config: base + axes, named and placed under the sweep folder."""
@@ -83,7 +88,7 @@ def trial_config(sweep: SweepConfig, trial: Trial, base: dict, base_folder: Path
     if not data.get("tokenizer", {}).get("path"):
         # One tokenizer for the whole sweep (trained by the launcher): token counts mean the
         # same thing in every trial.
-        data["tokenizer"] = {**data.get("tokenizer", {}), "path": storage.join(root, "tokenizer.model")}
+        data["tokenizer"] = {**data.get("tokenizer", {}), "path": sweep_tokenizer_path(root)}
     try:
         cfg = build_run_config(data, source)
     except ConfigError as e:
