@@ -10,7 +10,7 @@ from pathlib import Path
 from clipscale import storage
 from clipscale.config import ConfigError, RunConfig
 from clipscale.data.shards import ShardError, iter_shard, list_shards
-from clipscale.ray_setup import init_ray  # noqa: F401  (part of this module's API)
+from clipscale.ray_setup import init_ray
 
 
 def data_summary(shards: list[str], limit: int) -> tuple[list[str], dict]:

@@ -29,7 +29,7 @@ DE = ["Apfel", "Birne", "Feige"]
 def ray_instance():
     import ray
 
-    from clipscale.curation.job import init_ray
+    from clipscale.ray_setup import init_ray
 
     init_ray(num_cpus=2)
     yield
