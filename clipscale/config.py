@@ -13,11 +13,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clipscale import storage
+from clipscale.choices import ImageReduction, LossKind, Precision, TextReduction
 from clipscale.config_core import merge, parse_overrides, read_yaml, validate
 from clipscale.errors import ConfigError  # noqa: F401  (raised for every invalid config; imported from here too)
-
-ImageReduction = Literal["none", "resize", "random", "grid", "block"]
-TextReduction = Literal["truncate", "random", "block", "syntax"]
 
 
 
@@ -78,16 +76,16 @@ class StageConfig(Strict):
 
     samples: int | None = Field(None, gt=0, description="Samples seen in this stage; the last stage may leave it unset to take the rest.")
     image_size: int = Field(64, gt=0, description="Input resolution (pixels per side).")
-    image_reduction: ImageReduction = Field("none", description="How image tokens are reduced: resize is expressed by image_size; random/grid/block mask patches.")
+    image_reduction: ImageReduction = Field(ImageReduction.NONE, description="How image tokens are reduced: resize is expressed by image_size; random/grid/block mask patches.")
     image_keep: float = Field(1.0, gt=0.0, le=1.0, description="Share of patch tokens kept by a mask reduction.")
     text_tokens: int | None = Field(None, ge=2, description="Text tokens fed to the text tower; default: the context length.")
-    text_reduction: TextReduction = Field("truncate", description="How text is cut to text_tokens.")
+    text_reduction: TextReduction = Field(TextReduction.TRUNCATE, description="How text is cut to text_tokens.")
 
     @model_validator(mode="after")
     def _mask_needs_keep(self):
-        if self.image_reduction in ("random", "grid", "block") and self.image_keep >= 1.0:
-            raise ValueError(f"image_reduction={self.image_reduction!r} needs image_keep < 1")
-        if self.image_reduction == "grid" and abs(self.image_keep - 0.25) > 1e-9:
+        if self.image_reduction.masks and self.image_keep >= 1.0:
+            raise ValueError(f"image_reduction={self.image_reduction.value!r} needs image_keep < 1")
+        if self.image_reduction is ImageReduction.GRID and abs(self.image_keep - 0.25) > 1e-9:
             raise ValueError("image_reduction='grid' keeps one patch per 2x2 block: image_keep must be 0.25")
         return self
 
@@ -101,9 +99,9 @@ class TrainConfig(Strict):
     eps: float = Field(1e-6, gt=0)
     warmup_samples: int = Field(2_000, ge=0, description="Linear warmup length; cosine decay to 0 after it.")
     grad_clip: float = Field(1.0, ge=0, description="Gradient norm clip (0: off).")
-    loss: Literal["softmax", "sigmoid"] = "softmax"
+    loss: LossKind = LossKind.SOFTMAX
     zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage 0-3.")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU.")
+    precision: Precision = Field(Precision.AUTO, description="auto: bf16 on GPU, fp32 on CPU.")
     num_workers: int = Field(2, ge=1, description="Ray Train workers (one process each).")
     use_gpu: bool | Literal["auto"] = "auto"
     cpus_per_worker: float = Field(0.5, gt=0, description="Logical CPUs per worker; leave some for Ray Data's read tasks.")
@@ -172,10 +170,10 @@ class RunConfig(Strict):
                 raise ValueError(f"stages[{i}].image_size={st.image_size} is not a multiple of "
                                  f"{self.model.name}'s patch size {patch}")
             grid = st.image_size // patch
-            if st.image_reduction == "grid" and grid % 2:
+            if st.image_reduction is ImageReduction.GRID and grid % 2:
                 raise ValueError(f"stages[{i}]: a grid mask keeps one patch per 2x2 block; the "
                                  f"{grid}x{grid} patch grid at image_size={st.image_size} is odd")
-            if st.image_reduction == "block":
+            if st.image_reduction is ImageReduction.BLOCK:
                 from clipscale.models.patch_masks import block_shape
                 try:
                     block_shape(grid, grid, max(1, round(grid * grid * st.image_keep)))

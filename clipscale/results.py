@@ -19,6 +19,7 @@ from typing import Iterable
 import pandas as pd
 
 from clipscale import storage
+from clipscale.choices import plain
 from clipscale.errors import NotFound
 
 # Columns every row has, in this order; metric columns follow, sorted.
@@ -53,7 +54,7 @@ def append_rows(table_dir: str | os.PathLike, rows: Iterable[dict]) -> str:
     missing = [c for c in ID_COLUMNS if c not in rows[0]]
     if missing:
         raise ValueError(f"results row lacks columns {missing}")
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([{k: plain(v) for k, v in row.items()} for row in rows])   # choices as plain strings
     df = df[ID_COLUMNS + sorted(c for c in df.columns if c not in ID_COLUMNS)]
     first = rows[0]
     name = f"part-{first['run_id']}-{int(first['samples_seen']):012d}-{first['status']}.parquet"
