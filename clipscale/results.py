@@ -1,7 +1,9 @@
 """The results table: one row per evaluation of a run.
 
-Stored as a folder of parquet part files (``part-<run_id>-<samples_seen>.parquet``), each written
-atomically. Appending is then a new file, never a rewrite, so trials on many nodes can append
+Stored as a folder of parquet part files named
+``part-<run_id>-<samples_seen, 12 digits>-<status>.parquet`` (status ``running``, ``finished`` or
+``failed``; a sweep's resume lists ``part-*-finished.parquet``), each written atomically
+(docs/formats.md). Appending is then a new file, never a rewrite, so trials on many nodes can append
 at once to shared storage, and a killed writer loses at most its own row. ``read_results``
 concatenates the parts into one frame. The folder is a local path or a URI (s3://, gs://,
 file://; see clipscale/storage.py): on an object store each part is one whole object.

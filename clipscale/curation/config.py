@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clipscale.config_core import read_yaml, validate
 
-# Meta CLIP's thresholds leave about 6% of English matches in the tail (DESIGN.md, Curation 5).
+# Meta CLIP's thresholds leave about 6% of English matches in the tail (docs/curation.md, step 5).
 DEFAULT_TAIL_SHARE = 0.06
 
 

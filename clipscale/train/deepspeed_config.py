@@ -9,7 +9,7 @@ def resolve_precision(train: TrainConfig, on_gpu: bool) -> Precision:
     if train.precision is Precision.AUTO:
         return Precision.BF16 if on_gpu else Precision.FP32
     if train.precision is Precision.BF16 and not on_gpu:
-        # Measured: bf16 matmul on these CPUs runs ~300x slower than fp32 (DESIGN.md, field notes).
+        # Measured: bf16 matmul on these CPUs runs ~300x slower than fp32 (docs/field_notes.md).
         raise ValueError("train.precision=bf16 needs a GPU; use fp32 (or auto) on CPU")
     return train.precision
 
