@@ -25,6 +25,14 @@ def ray_env(use_gpu: bool) -> dict:
     return env
 
 
+MIN_LOCAL_CPUS = 4
+
+
+def local_cpus() -> int:
+    """Logical CPUs a local Ray declares (see ``init_ray``)."""
+    return max(MIN_LOCAL_CPUS, os.cpu_count() or 1)
+
+
 def init_ray(use_gpu: bool = False, num_cpus: int | None = None) -> None:
     """Join the cluster named by RAY_ADDRESS, or start a local one. Locally at least 4 logical
     CPUs are declared: with fewer, train workers or curation actors can take every CPU and Ray
@@ -42,5 +50,5 @@ def init_ray(use_gpu: bool = False, num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(runtime_env=runtime_env, logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
+        ray.init(num_cpus=num_cpus or local_cpus(), include_dashboard=False,
                  runtime_env=runtime_env, logging_level=logging.WARNING)

@@ -49,7 +49,8 @@ def local_resources() -> dict[str, float]:
         res = ray.cluster_resources()
         return {"CPU": res.get("CPU", 0.0), "GPU": res.get("GPU", 0.0)}
     import torch
-    return {"CPU": float(max(4, os.cpu_count() or 1)), "GPU": float(torch.cuda.device_count())}
+    from clipscale.ray_setup import local_cpus
+    return {"CPU": float(local_cpus()), "GPU": float(torch.cuda.device_count())}
 
 
 def measure_flops_per_s(gpu: bool, seconds: float = 0.5) -> float:
