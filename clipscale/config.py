@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from clipscale import storage
-from clipscale.choices import ImageReduction, LossKind, Precision, TextReduction
+from clipscale.choices import ImageReduction, LossKind, Precision, TextReduction, plain
 from clipscale.config_core import merge, parse_overrides, read_yaml, validate
 from clipscale.errors import ConfigError  # noqa: F401  (raised for every invalid config; imported from here too)
 
@@ -21,6 +21,11 @@ from clipscale.errors import ConfigError  # noqa: F401  (raised for every invali
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_serializer(mode="wrap")
+    def _choices_as_values(self, handler):
+        # Enums inside the config, plain strings in every dump (YAML, JSON, the W&B config).
+        return {k: plain(v) for k, v in handler(self).items()}
 
 
 def _check_locations(value):

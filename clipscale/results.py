@@ -94,7 +94,7 @@ ROW_PREFIX = "results/"
 
 def row_payload(row: dict) -> dict:
     """A results row as a flat dict for ``wandb.log`` / ``ray.train.report``."""
-    return {ROW_PREFIX + k: v for k, v in row.items()}
+    return {ROW_PREFIX + k: plain(v) for k, v in row.items()}
 
 
 def row_from_payload(record: dict) -> dict | None:

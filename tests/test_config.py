@@ -97,6 +97,8 @@ def test_choices_are_enums_after_validation_and_plain_strings_in_rows(tmp_path):
     assert defaults.stages[0].image_reduction is ImageReduction.NONE and defaults.train.loss is LossKind.SOFTMAX
     assert type(plain(st.image_reduction)) is str and plain(st.image_reduction) == "random"
     assert cfg.model_dump(mode="json")["train"]["loss"] == "sigmoid"
+    # every dump (the W&B config among them) holds plain strings, not enum members
+    assert type(cfg.model_dump()["train"]["loss"]) is str and type(cfg.model_dump()["stages"][0]["image_reduction"]) is str
     with pytest.raises(ConfigError, match=r"train.loss: Input should be 'softmax' or 'sigmoid'"):
         load_run_config(write(tmp_path, BASE), ["train.loss=hinge"])
 
@@ -110,6 +112,9 @@ def test_results_rows_store_choices_as_plain_strings(tmp_path):
     row = {c: 0 for c in ID_COLUMNS}
     row.update(run_id="r", status="finished", image_reduction=ImageReduction.GRID,
                text_reduction=TextReduction.SYNTAX, model="tiny", sweep="", languages="", timestamp="t")
+    from clipscale.results import row_payload
+
+    assert all(type(v) is str for k, v in row_payload(row).items() if k.endswith("_reduction"))
     part = append_rows(tmp_path, [row])
     table = pq.read_table(part)
     assert table.column("image_reduction").to_pylist() == ["grid"]
