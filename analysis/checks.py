@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from clipscale.errors import ClipscaleError
 
-class DegenerateInputError(ValueError):
+
+class DegenerateInputError(ClipscaleError, ValueError):
     """The data cannot support the requested fit (too few points, NaN, non-positive, no variation)."""
 
 

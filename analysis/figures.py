@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis.cli import REFERENCE
 from analysis.load import load_results
 from analysis.reference_figures import make_reference
 from analysis.results_figures import make_results
+
+REFERENCE = "reference"   # the source name of the published reference data
 
 
 def make_all(source, out_dir, n_resamples: int = 200, seed: int = 0, reference_dir=None,

@@ -18,6 +18,7 @@ import pandas as pd
 from analysis.checks import DegenerateInputError
 from analysis.wandb_records import history_rows
 from clipscale import storage
+from clipscale.errors import NotFound
 from clipscale.results import ID_COLUMNS, RESCORED_STATUS, ROW_PREFIX, dedupe_rows, read_results, row_from_payload
 
 STRING_COLUMNS = ["run_id", "sweep", "model", "image_reduction", "text_reduction", "languages", "status", "timestamp"]
@@ -79,7 +80,7 @@ def load_tune_experiment(path) -> pd.DataFrame:
     """Rows reported to Ray Tune: every line of every trial's ``result.json`` under ``path``."""
     files = sorted(Path(path).rglob("result.json"))
     if not files:
-        raise FileNotFoundError(f"{path}: no result.json (not a Ray Tune experiment folder)")
+        raise NotFound(f"{path}: no result.json (not a Ray Tune experiment folder)")
     records = []
     for f in files:
         for line in f.read_text().splitlines():
@@ -95,7 +96,7 @@ def wandb_run_files(path) -> list[Path]:
     p = Path(path)
     files = [p] if p.is_file() else sorted(p.rglob("run-*.wandb"))
     if not files:
-        raise FileNotFoundError(f"{path}: no run-*.wandb files (not a W&B offline folder)")
+        raise NotFound(f"{path}: no run-*.wandb files (not a W&B offline folder)")
     return files
 
 
@@ -131,7 +132,7 @@ def load_results(source) -> pd.DataFrame:
         return load_parquet(s)
     p = Path(s)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file or folder")
+        raise NotFound(f"{p}: no such file or folder")
     if p.is_file():
         return load_wandb_offline(p) if p.suffix == ".wandb" else load_parquet(p)
     if any(p.glob("part-*.parquet")):
@@ -140,7 +141,7 @@ def load_results(source) -> pd.DataFrame:
         return load_wandb_offline(p)
     if any(p.rglob("result.json")):
         return load_tune_experiment(p)
-    raise FileNotFoundError(f"{p}: no results found (expected part-*.parquet, W&B run-*.wandb or Tune result.json)")
+    raise NotFound(f"{p}: no results found (expected part-*.parquet, W&B run-*.wandb or Tune result.json)")
 
 
 def finals(frame: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pandas as pd
 from analysis.checks import DegenerateInputError
 from analysis.frontier import binned_lower_envelope
 from analysis.powerlaw import PowerLaw, fit_power_law
+from clipscale.errors import NotFound
 
 
 def default_reference_dir() -> Path:
@@ -27,7 +28,7 @@ def default_reference_dir() -> Path:
 def _read(reference_dir, name: str) -> pd.DataFrame:
     path = Path(reference_dir or default_reference_dir()) / name
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: reference data not found (set CLIPSCALE_REFERENCE_DIR)")
+        raise NotFound(f"{path}: reference data not found (set CLIPSCALE_REFERENCE_DIR)")
     return pd.read_csv(path)
 
 

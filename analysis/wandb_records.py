@@ -13,6 +13,8 @@ import zlib
 from pathlib import Path
 from typing import Iterator
 
+from clipscale.errors import ClipscaleError
+
 HEADER = struct.Struct("<4sHB")
 CHUNK = struct.Struct("<IHB")
 BLOCK_SIZE = 32 * 1024
@@ -20,7 +22,7 @@ IDENT, MAGIC, VERSION = b":W&B", 0xBEE1, 0
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
-class CorruptRunFile(ValueError):
+class CorruptRunFile(ClipscaleError, ValueError):
     pass
 
 

@@ -93,6 +93,7 @@ def ray_scaling(captions, metadata, workers_list, shards: int) -> list[tuple]:
     from clipscale.curation.job import run_curation
     from clipscale.curation.metadata import write_metadata
     from clipscale.data.shards import write_tar
+    from clipscale.ray_setup import init_ray
 
     root = Path(tempfile.mkdtemp(prefix="curation-bench-"))
     try:
@@ -103,7 +104,7 @@ def ray_scaling(captions, metadata, workers_list, shards: int) -> list[tuple]:
             write_tar(root / "pool" / f"{s:05d}.tar",
                       [Sample(key=f"{s}-{i}", image=b"\x89PNG", image_ext="png", text=t, meta={})
                        for i, (_, t) in enumerate(captions[s * per:(s + 1) * per])])
-        ray.init(num_cpus=max(workers_list), include_dashboard=False, logging_level="WARNING")
+        init_ray(num_cpus=max(workers_list))
         out = []
         for w in workers_list:
             cfg = CurationConfig(input=str(root / "pool"), output=str(root / f"out{w}"),

@@ -23,9 +23,9 @@ import torch
 from clipscale.models.clip import CLIP
 from clipscale.models.flops import train_flops_per_sample
 from clipscale.models.registry import get_spec
+from clipscale.sweep.catalog import ACCELERATORS, accelerator_from_product
 from clipscale.train.loss import clip_softmax_loss
 
-GPU_BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense, per card
 
 
 def matmul_peak(n: int = 2048, iters: int = 10, dtype=torch.float32, device="cpu") -> float:
@@ -140,7 +140,8 @@ def ray_comparison(samples_seen: int) -> None:
 
 def gpu_table(repeats: int) -> None:
     name = torch.cuda.get_device_name()
-    peak = next((v for k, v in GPU_BF16_PEAK.items() if k in name), None)
+    key = accelerator_from_product(name)   # the cost planner's catalog: dense bf16 datasheet peaks
+    peak = ACCELERATORS[key].peak_flops if key else None
     measured = statistics.median(matmul_peak(8192, 20, torch.bfloat16, "cuda") for _ in range(repeats))
     spec = get_spec("ViT-B-16")
     f = train_flops_per_sample(spec, image_tokens=196, text_tokens=77)

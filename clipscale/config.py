@@ -8,31 +8,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from clipscale import storage
+from clipscale.choices import ImageReduction, LossKind, Precision, TextReduction, plain
+from clipscale.config_core import merge, parse_overrides, read_yaml, validate
+from clipscale.errors import ConfigError  # noqa: F401  (raised for every invalid config; imported from here too)
 from clipscale.evaluation.suite_config import Suite, check_unique_names
 
-ImageReduction = Literal["none", "resize", "random", "grid", "block"]
-TextReduction = Literal["truncate", "random", "block", "syntax"]
-
-
-class ConfigError(ValueError):
-    """An invalid configuration; the message names the file (if any) and the field."""
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_serializer(mode="wrap")
+    def _choices_as_values(self, handler):
+        # Enums inside the config, plain strings in every dump (YAML, JSON, the W&B config).
+        return {k: plain(v) for k, v in handler(self).items()}
 
 
 def _check_locations(value):
@@ -88,16 +82,16 @@ class StageConfig(Strict):
 
     samples: int | None = Field(None, gt=0, description="Samples seen in this stage; the last stage may leave it unset to take the rest.")
     image_size: int = Field(64, gt=0, description="Input resolution (pixels per side).")
-    image_reduction: ImageReduction = Field("none", description="How image tokens are reduced: resize is expressed by image_size; random/grid/block mask patches.")
+    image_reduction: ImageReduction = Field(ImageReduction.NONE, description="How image tokens are reduced: resize is expressed by image_size; random/grid/block mask patches.")
     image_keep: float = Field(1.0, gt=0.0, le=1.0, description="Share of patch tokens kept by a mask reduction.")
     text_tokens: int | None = Field(None, ge=2, description="Text tokens fed to the text tower; default: the context length.")
-    text_reduction: TextReduction = Field("truncate", description="How text is cut to text_tokens.")
+    text_reduction: TextReduction = Field(TextReduction.TRUNCATE, description="How text is cut to text_tokens.")
 
     @model_validator(mode="after")
     def _mask_needs_keep(self):
-        if self.image_reduction in ("random", "grid", "block") and self.image_keep >= 1.0:
-            raise ValueError(f"image_reduction={self.image_reduction!r} needs image_keep < 1")
-        if self.image_reduction == "grid" and abs(self.image_keep - 0.25) > 1e-9:
+        if self.image_reduction.masks and self.image_keep >= 1.0:
+            raise ValueError(f"image_reduction={self.image_reduction.value!r} needs image_keep < 1")
+        if self.image_reduction is ImageReduction.GRID and abs(self.image_keep - 0.25) > 1e-9:
             raise ValueError("image_reduction='grid' keeps one patch per 2x2 block: image_keep must be 0.25")
         return self
 
@@ -111,9 +105,9 @@ class TrainConfig(Strict):
     eps: float = Field(1e-6, gt=0)
     warmup_samples: int = Field(2_000, ge=0, description="Linear warmup length; cosine decay to 0 after it.")
     grad_clip: float = Field(1.0, ge=0, description="Gradient norm clip (0: off).")
-    loss: Literal["softmax", "sigmoid"] = "softmax"
+    loss: LossKind = LossKind.SOFTMAX
     zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage 0-3.")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU.")
+    precision: Precision = Field(Precision.AUTO, description="auto: bf16 on GPU, fp32 on CPU.")
     num_workers: int = Field(2, ge=1, description="Ray Train workers (one process each).")
     use_gpu: bool | Literal["auto"] = "auto"
     cpus_per_worker: float = Field(0.5, gt=0, description="Logical CPUs per worker; leave some for Ray Data's read tasks.")
@@ -191,10 +185,10 @@ class RunConfig(Strict):
                 raise ValueError(f"stages[{i}].image_size={st.image_size} is not a multiple of "
                                  f"{self.model.name}'s patch size {patch}")
             grid = st.image_size // patch
-            if st.image_reduction == "grid" and grid % 2:
+            if st.image_reduction is ImageReduction.GRID and grid % 2:
                 raise ValueError(f"stages[{i}]: a grid mask keeps one patch per 2x2 block; the "
                                  f"{grid}x{grid} patch grid at image_size={st.image_size} is odd")
-            if st.image_reduction == "block":
+            if st.image_reduction is ImageReduction.BLOCK:
                 from clipscale.models.patch_masks import block_shape
                 try:
                     block_shape(grid, grid, max(1, round(grid * grid * st.image_keep)))
@@ -230,84 +224,14 @@ class RunConfig(Strict):
 
 
 # ---------------------------------------------------------------------------- loading
-
-def _format_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid config {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"  {loc}: {msg}")
-    return "\n".join(lines)
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    """``["train.lr=3e-4", "stages.0.image_size=32"]`` -> nested dict; values parsed as YAML
-    scalars/lists so types match what a YAML file would give."""
-    out: dict = {}
-    for pair in pairs:
-        key, eq, raw = pair.partition("=")
-        if not eq or not key:
-            raise ConfigError(f"override {pair!r}: expected FIELD=VALUE, e.g. train.lr=3e-4")
-        node = out
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {pair!r}: {p} is set twice")
-        node[parts[-1]] = _scalar(raw)
-    return out
-
-
-def _scalar(raw: str):
-    value = yaml.safe_load(raw)
-    if isinstance(value, str):
-        try:  # YAML 1.1 reads "3e-4" as a string; on a command line it means the number
-            return float(value) if value.lower() not in ("nan", "inf", "-inf") else value
-        except ValueError:
-            pass
-    return value
-
-
-def _merge(base: Any, over: Any) -> Any:
-    if isinstance(base, dict) and isinstance(over, dict):
-        merged = dict(base)
-        for k, v in over.items():
-            merged[k] = _merge(base.get(k), v) if k in base else v
-        return merged
-    if isinstance(base, list) and isinstance(over, dict) and all(k.isdigit() for k in over):
-        merged = list(base)
-        for k, v in over.items():
-            i = int(k)
-            if i >= len(merged):
-                raise ConfigError(f"override index {i} is past the {len(merged)} items of a list")
-            merged[i] = _merge(merged[i], v)
-        return merged
-    return over
-
-
-def read_yaml(path: str | os.PathLike) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({e})") from e
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: top level must be a mapping")
-    return data
-
+# Reading, overrides, merge and error format are clipscale.config_core's (shared with sweeps,
+# curation and the emoji world); this part only says what a run config is built from.
 
 def build_run_config(data: dict, source: str = "<dict>", overrides: list[str] | None = None) -> RunConfig:
     if overrides:
-        data = _merge(data, parse_overrides(overrides))
+        data = merge(data, parse_overrides(overrides))
         source += " (with overrides " + " ".join(overrides) + ")"
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_format_error(e, source)) from None
+    return validate(RunConfig, data, source, "config")
 
 
 def load_run_config(path: str | os.PathLike, overrides: list[str] | None = None) -> RunConfig:

@@ -34,7 +34,7 @@ def run_demo(out: Path, num_samples: int = DEMO_POOL_SAMPLES,
     from clipscale.curation.config import CurationConfig
     from clipscale.curation.job import run_curation
     from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
-    from clipscale.sweep.expand import load_trials
+    from clipscale.sweep.sweep import load
     from clipscale.sweep.tune import launch
     from clipscale.text.tokenizer import train_tokenizer
 
@@ -64,17 +64,16 @@ def run_demo(out: Path, num_samples: int = DEMO_POOL_SAMPLES,
     outputs["tokenizer"] = tok
     print(f"   done in {time.time() - t0:.0f}s")
 
-    sweep, root, trials = load_trials(sweep_file, [
+    sweep = load(sweep_file, [
         f"output_dir={out / 'runs'}", f"data.train_shards={curated / 'shards'}",
         f"tokenizer.path={tok}", f"eval.eval_dir={pool / 'eval'}"])
-    t0 = step(f"4/5 sweep {sweep.name}: {len(trials)} trials ({', '.join(sweep.axes)}) on Ray Tune, "
+    t0 = step(f"4/5 sweep {sweep.name}: {len(sweep.trials)} trials ({', '.join(sweep.spec.axes)}) on Ray Tune, "
               "each a 2-worker Ray Train run with DeepSpeed ZeRO-2")
-    folder = Path(root)  # the demo keeps everything under a local folder
-    summary = launch(sweep.name, root, trials, resume=(folder / "sweep.json").exists(),
-                     cap=sweep.max_concurrent_trials)
+    folder = Path(sweep.root)  # the demo keeps everything under a local folder
+    summary = launch(sweep, resume=(folder / "sweep.json").exists())
     if summary["errors"]:
         raise RuntimeError(f"demo sweep: trials failed: {summary['errors']}")
-    table = Path(trials[0][1].table_dir)
+    table = Path(sweep.table_dir)
     outputs["results table"] = table
     outputs["sweep folder"] = folder
     outputs["W&B offline runs"] = folder / "<trial>" / "wandb"

@@ -4,6 +4,10 @@ from __future__ import annotations
 import logging
 import os
 
+# CPUs each Ray Data decoding task of the training stream reserves: decoding is light at these
+# sizes, and it leaves CPU for the train workers. The sweep planner counts trials' resources with it.
+DECODE_TASK_CPUS = 0.25
+
 # Train V2's placement-group cleaner logs a State-API failure every second when the dashboard is
 # off; it is noise, not a fault. It runs in its own actor, so the level is set in every worker.
 NOISY_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
@@ -19,6 +23,14 @@ def ray_env(use_gpu: bool) -> dict:
     if not use_gpu:
         env["DS_ACCELERATOR"] = "cpu"  # DeepSpeed's CPU accelerator: gloo, fp32
     return env
+
+
+MIN_LOCAL_CPUS = 4
+
+
+def local_cpus() -> int:
+    """Logical CPUs a local Ray declares (see ``init_ray``)."""
+    return max(MIN_LOCAL_CPUS, os.cpu_count() or 1)
 
 
 def init_ray(use_gpu: bool = False, num_cpus: int | None = None) -> None:
@@ -40,5 +52,5 @@ def init_ray(use_gpu: bool = False, num_cpus: int | None = None) -> None:
     else:
         # address="local": a new cluster of our own. Without it Ray joins the last cluster that
         # `ray start` began on this machine (someone else's, running other code).
-        ray.init(address="local", num_cpus=num_cpus or max(4, os.cpu_count() or 1), include_dashboard=False,
+        ray.init(address="local", num_cpus=num_cpus or local_cpus(), include_dashboard=False,
                  runtime_env=runtime_env, logging_level=logging.WARNING)

@@ -1,7 +1,9 @@
 """The results table: one row per evaluation of a run.
 
-Stored as a folder of parquet part files (``part-<run_id>-<samples_seen>.parquet``), each written
-atomically. Appending is then a new file, never a rewrite, so trials on many nodes can append
+Stored as a folder of parquet part files named
+``part-<run_id>-<samples_seen, 12 digits>-<status>.parquet`` (status ``running``, ``finished`` or
+``failed``; a sweep's resume lists ``part-*-finished.parquet``), each written atomically
+(docs/formats.md). Appending is then a new file, never a rewrite, so trials on many nodes can append
 at once to shared storage, and a killed writer loses at most its own row. ``read_results``
 concatenates the parts into one frame. The folder is a local path or a URI (s3://, gs://,
 file://; see clipscale/storage.py): on an object store each part is one whole object.
@@ -26,6 +28,8 @@ from typing import Iterable
 import pandas as pd
 
 from clipscale import storage
+from clipscale.choices import plain
+from clipscale.errors import ClipscaleError, NotFound
 
 # Columns every row has, in this order; metric columns follow, sorted.
 ID_COLUMNS = [
@@ -59,7 +63,7 @@ RESCORED_STATUS = "rescored"
 EVAL_POINT = ["run_id", "samples_seen"]
 
 
-class ResultsWriteError(OSError):
+class ResultsWriteError(ClipscaleError, OSError):
     """A row that could not be written (full disk, storage refused); names the table and the row.
     Rows written before it are untouched: each is its own part file."""
 
@@ -102,7 +106,7 @@ def append_rows(table_dir: str | os.PathLike, rows: Iterable[dict]) -> str:
     missing = [c for c in ID_COLUMNS if c not in rows[0]]
     if missing:
         raise ValueError(f"results row lacks columns {missing}")
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([{k: plain(v) for k, v in row.items()} for row in rows])   # choices as plain strings
     df = df[ID_COLUMNS + sorted(c for c in df.columns if c not in ID_COLUMNS)]
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
@@ -129,7 +133,7 @@ def read_results(table_dir: str | os.PathLike) -> pd.DataFrame:
     storage.resolve(loc, "results table")  # an unusable URI says so, naming it
     files = [loc] if storage.is_file(loc) else storage.list_files(loc, "part-*.parquet")
     if not files:
-        raise FileNotFoundError(f"{loc}: no results (expected part-*.parquet files)")
+        raise NotFound(f"{loc}: no results (expected part-*.parquet files)")
     df = dedupe_rows(pd.concat([_read_part(f) for f in files], ignore_index=True))
     cols = [c for c in ID_COLUMNS if c in df.columns]
     df = df[cols + sorted(c for c in df.columns if c not in ID_COLUMNS)]
@@ -144,7 +148,7 @@ ROW_PREFIX = "results/"
 
 def row_payload(row: dict) -> dict:
     """A results row as a flat dict for ``wandb.log`` / ``ray.train.report``."""
-    return {ROW_PREFIX + k: v for k, v in row.items()}
+    return {ROW_PREFIX + k: plain(v) for k, v in row.items()}
 
 
 def row_from_payload(record: dict) -> dict | None:

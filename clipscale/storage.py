@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from clipscale.atomic import atomic_path
+from clipscale.errors import ClipscaleError, ConfigError, NotFound
 
 # Schemes pyarrow.fs resolves. Its wheels carry S3 and GCS; HDFS needs a JVM and libhdfs on the
 # node, Azure (abfs) a pyarrow built with it: pyarrow says so when the location is first used.
@@ -28,7 +29,7 @@ SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")  # two letters at least: C:/ is a Windows path
 
 
-class StorageError(OSError):
+class StorageError(ClipscaleError, OSError):
     """A location that cannot be resolved or reached; the message names the field and location."""
 
 
@@ -38,16 +39,16 @@ def is_uri(loc) -> bool:
 
 def check_uri(loc: str) -> None:
     """Syntax check of a URI, without the network: a scheme pyarrow reads, a ``file://`` URI
-    with no host, a bucket for object stores. Raises ValueError naming the location."""
+    with no host, a bucket for object stores. Raises ConfigError (a ValueError) naming the location."""
     parts = urlsplit(loc)
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
-        raise ValueError(f"{loc}: unsupported storage scheme {scheme!r} (pyarrow.fs reads "
+        raise ConfigError(f"{loc}: unsupported storage scheme {scheme!r} (pyarrow.fs reads "
                          f"{', '.join(s + '://' for s in SCHEMES)})")
     if scheme == "file" and parts.netloc:
-        raise ValueError(f"{loc}: a file URI names no host (file:///absolute/path)")
+        raise ConfigError(f"{loc}: a file URI names no host (file:///absolute/path)")
     if scheme in ("s3", "gs", "gcs") and not parts.netloc:
-        raise ValueError(f"{loc}: no bucket (expected {scheme}://BUCKET/PREFIX)")
+        raise ConfigError(f"{loc}: no bucket (expected {scheme}://BUCKET/PREFIX)")
 
 
 def _message(err: BaseException) -> str:
@@ -199,7 +200,7 @@ def glob(pattern: str) -> list[str]:
     """Files matching a pattern; on a URI the wildcards may only be in the last component."""
     folder, _, last = pattern.rstrip("/").rpartition("/")
     if any(ch in folder for ch in "*?["):
-        raise ValueError(f"{pattern}: wildcards are only supported in the last component of a URI")
+        raise ConfigError(f"{pattern}: wildcards are only supported in the last component of a URI")
     return list_files(folder, last)
 
 
@@ -224,7 +225,7 @@ def local_copy(loc) -> str:
     fs, path = resolve(loc)
     info = fs.get_file_info(path)
     if info.type != FileType.File:
-        raise FileNotFoundError(f"{loc}: no such file")
+        raise NotFound(f"{loc}: no such file")
     key = hashlib.sha1(f"{loc}|{info.size}|{info.mtime_ns}".encode()).hexdigest()[:20]
     dest = os.path.join(local_dir("cache", key), name(loc))
     if not os.path.isfile(dest):

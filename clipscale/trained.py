@@ -24,15 +24,12 @@ from typing import Literal
 
 import torch
 
+from clipscale.errors import CheckpointError  # noqa: F401  (raised here; part of this module's API)
 from clipscale.models.registry import ModelSpec
 from clipscale.train.checkpoint import TAG, TrainState
 
 EXPORT_MANIFEST = "clipscale_model.json"
 CHECKPOINT_GLOB = "checkpoint_*"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded; the message names the file."""
 
 
 @dataclass(frozen=True)

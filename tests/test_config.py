@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from clipscale.cli import build_parser, overrides_from_flags
-from clipscale.config import ConfigError, load_run_config, parse_overrides
+from clipscale.config import ConfigError, load_run_config
+from clipscale.config_core import merge, parse_overrides
 
 BASE = """
 name: t
@@ -79,3 +80,50 @@ def test_cli_refuses_bad_config_before_starting(tmp_path, capsys):
     assert main(["train", str(p), "--train.zero_stage", "4"]) == 2
     err = capsys.readouterr().err
     assert "train.zero_stage" in err and str(p) in err
+
+
+def test_choices_are_enums_after_validation_and_plain_strings_in_rows(tmp_path):
+    from clipscale.choices import ImageReduction, LossKind, Precision, TextReduction, plain
+
+    cfg = load_run_config(write(tmp_path, BASE), ["train.loss=sigmoid", "train.precision=fp32",
+                                                  "stages.0.image_reduction=random", "stages.0.image_keep=0.5",
+                                                  "stages.0.text_reduction=block"])
+    st = cfg.stages[0]
+    assert cfg.train.loss is LossKind.SIGMOID and cfg.train.precision is Precision.FP32
+    assert st.image_reduction is ImageReduction.RANDOM and st.text_reduction is TextReduction.BLOCK
+    # the YAML/CLI values and string comparisons keep working; f-strings give the value
+    assert cfg.train.loss == "sigmoid" and f"{st.image_reduction}/{st.text_reduction}" == "random/block"
+    defaults = load_run_config(write(tmp_path, BASE))
+    assert defaults.stages[0].image_reduction is ImageReduction.NONE and defaults.train.loss is LossKind.SOFTMAX
+    assert type(plain(st.image_reduction)) is str and plain(st.image_reduction) == "random"
+    assert cfg.model_dump(mode="json")["train"]["loss"] == "sigmoid"
+    # every dump (the W&B config among them) holds plain strings, not enum members
+    assert type(cfg.model_dump()["train"]["loss"]) is str and type(cfg.model_dump()["stages"][0]["image_reduction"]) is str
+    with pytest.raises(ConfigError, match=r"train.loss: Input should be 'softmax' or 'sigmoid'"):
+        load_run_config(write(tmp_path, BASE), ["train.loss=hinge"])
+
+
+def test_results_rows_store_choices_as_plain_strings(tmp_path):
+    import pyarrow.parquet as pq
+
+    from clipscale.choices import ImageReduction, TextReduction
+    from clipscale.results import ID_COLUMNS, append_rows
+
+    row = {c: 0 for c in ID_COLUMNS}
+    row.update(run_id="r", status="finished", image_reduction=ImageReduction.GRID,
+               text_reduction=TextReduction.SYNTAX, model="tiny", sweep="", languages="", timestamp="t")
+    from clipscale.results import row_payload
+
+    assert all(type(v) is str for k, v in row_payload(row).items() if k.endswith("_reduction"))
+    part = append_rows(tmp_path, [row])
+    table = pq.read_table(part)
+    assert table.column("image_reduction").to_pylist() == ["grid"]
+    assert table.schema.field("text_reduction").type == table.schema.field("model").type   # a plain string column
+
+
+def test_merge_updates_lists_by_index_and_refuses_past_the_end():
+    base = {"stages": [{"a": 1}, {"a": 2}], "x": {"y": 1}}
+    assert merge(base, {"stages": {"1": {"a": 3}}, "x": {"z": 2}}) == {"stages": [{"a": 1}, {"a": 3}],
+                                                                      "x": {"y": 1, "z": 2}}
+    with pytest.raises(ConfigError, match="index 2 is past the 2 items"):
+        merge(base, {"stages": {"2": {"a": 0}}})

@@ -226,7 +226,7 @@ def test_lexicons(tmp_path):
 def test_cli_flags_map_onto_config(tmp_path):
     import argparse
 
-    from clipscale import cli_data
+    from clipscale.cli import data as cli_data
     from clipscale.config import ConfigError
 
     parser = argparse.ArgumentParser()

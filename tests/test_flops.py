@@ -130,7 +130,7 @@ def test_flops_table_options_and_printer():
 def _cli(argv):
     import argparse
 
-    from clipscale import cli_flops
+    from clipscale.cli import flops as cli_flops
 
     parser = argparse.ArgumentParser()
     cli_flops.register(parser.add_subparsers(dest="verb"))
@@ -148,5 +148,8 @@ def test_cli_prints_the_table(capsys):
 
 
 def test_cli_reports_unknown_model(capsys):
-    assert _cli(["--models", "ViT-X"]) == 2
-    assert "known models" in capsys.readouterr().out
+    from clipscale.cli import main
+
+    assert main(["flops", "--models", "ViT-X"]) == 2
+    captured = capsys.readouterr()
+    assert "known models" in captured.err and captured.out == ""

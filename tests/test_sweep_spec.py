@@ -6,9 +6,10 @@ import pytest
 import yaml
 
 from clipscale.config import ConfigError
-from clipscale.sweep.dry_run import concurrency, dry_run, schedule_seconds
+from clipscale.sweep.dry_run import dry_run, schedule_seconds
 from clipscale.sweep.expand import expand, load_trials
 from clipscale.sweep.spec import load_sweep
+from clipscale.sweep.sweep import concurrency, load
 from clipscale.train.plan import plan_run
 
 BASE = {"output_dir": "out", "data": {"train_shards": "pool"}, "model": {"name": "tiny-s"},
@@ -88,9 +89,9 @@ def test_a_trial_the_model_cannot_take_is_refused_naming_the_axis(tmp_path, axes
 
 def test_dry_run_figures_are_the_plan(tmp_path):
     p = sweep_file(tmp_path, axes={"model": ["tiny-s", "tiny"], "image_tokens": [4, 16]})
-    sweep, _, trials = load_trials(p)
+    trials = load(p).trials
     resources = {"CPU": 4.0, "GPU": 0.0}
-    text, figures = dry_run(sweep.name, trials, flops_per_s=1e10, utilisation=0.5, startup_s=30,
+    text, figures = dry_run(load(p), flops_per_s=1e10, utilisation=0.5, startup_s=30,
                             resources=resources)
     assert len(figures["trials"]) == 4
     for est, (trial, cfg) in zip(figures["trials"], trials):
@@ -111,6 +112,9 @@ def test_concurrency_and_schedule():
     assert concurrency({"CPU": 16, "GPU": 1}, {"CPU": 4, "GPU": 2}, 10) == 1   # at least one
     assert concurrency({"CPU": 64}, {"CPU": 2}, 3) == 3                      # no more than the trials
     assert concurrency({"CPU": 64}, {"CPU": 2}, 10, cap=2) == 2
+    # per-trial needs: k slots only if the k largest fit together
+    assert concurrency({"CPU": 10}, [{"CPU": 2}, {"CPU": 6}, {"CPU": 3}, {"CPU": 1}], 4) == 2
+    assert concurrency({"CPU": 11}, [{"CPU": 2}, {"CPU": 6}, {"CPU": 3}, {"CPU": 1}], 4) == 3
     assert schedule_seconds([10, 10, 10], 2) == 20
     assert schedule_seconds([30, 10, 10, 10], 2) == 30
 
@@ -124,11 +128,55 @@ def test_repository_sweeps_validate_and_dry_run():
     for name, n in sizes.items():
         path = root / f"{name}.yaml"
         assert path.read_text().startswith("# clipscale sweep sweeps/")
-        sweep, _, trials = load_trials(path)
-        assert len(trials) == n, name
-        _, figures = dry_run(sweep.name, trials, flops_per_s=1e10, resources={"CPU": 4.0, "GPU": 0.0})
+        sweep = load(path)
+        assert len(sweep.trials) == n, name
+        _, figures = dry_run(sweep, flops_per_s=1e10, resources={"CPU": 4.0, "GPU": 0.0})
         assert figures["total_seconds"] > 0
     _, _, (( _, clipa),) = load_trials(root / "clipa_v2_h14.yaml")
     pre, fine = plan_run(clipa)
     assert (pre.samples, pre.image_size, pre.image_tokens, pre.text_tokens) == (12_800_000_000, 84, 36, 8)
     assert (fine.samples, fine.image_size, fine.image_tokens) == (512_000_000, 224, 256)
+
+
+def test_a_num_workers_axis_sizes_concurrency_per_trial(tmp_path):
+    """Trials of 1, 2 and 4 workers: the slots are what the widest trials need side by side, not
+    what the first trial needs."""
+    p = sweep_file(tmp_path, axes={"train.num_workers": [1, 2, 4]})
+    sweep = load(p)
+    cpu = [r["CPU"] for r in sweep.resources(use_gpu=False)]
+    # workers x 0.5 CPU + 4 readers x 0.25
+    assert cpu == [1.5, 2.0, 3.0]
+    assert sweep.concurrency({"CPU": 5.0}, use_gpu=False) == 2      # 3.0 + 2.0 fit; 3 + 2 + 1.5 do not
+    assert sweep.concurrency({"CPU": 4.0}, use_gpu=False) == 1      # trials[0] alone would say 2
+    gpu = [r["GPU"] for r in sweep.resources(use_gpu=True)]
+    assert gpu == [1.0, 2.0, 4.0]
+    assert sweep.concurrency({"CPU": 64.0, "GPU": 6.0}, use_gpu=True) == 2
+    assert sweep.concurrency({"CPU": 64.0, "GPU": 7.0}, use_gpu=True) == 3
+    _, figures = dry_run(sweep, flops_per_s=1e10, resources={"CPU": 4.0, "GPU": 0.0})
+    assert figures["concurrency"] == 1
+
+
+@pytest.mark.parametrize("axis,values,field", [
+    ("train.use_gpu", [True, False], "train.use_gpu"),
+    ("results_dir", ["a", "b"], "results_dir"),
+    ("train.max_failures", [0, 2], "train.max_failures"),
+    ("tokenizer.vocab_size", [1024, 2048], "tokenizer.vocab_size"),
+])
+def test_sweep_wide_settings_must_agree(tmp_path, axis, values, field):
+    p = sweep_file(tmp_path, axes={axis: values})
+    with pytest.raises(ConfigError, match=rf"{field} is sweep-wide .* differs between trials: s-000-\w+ has"):
+        load(p)
+
+
+def test_sweep_wide_settings_are_the_sweeps(tmp_path):
+    p = sweep_file(tmp_path, axes={"model": ["tiny-s", "tiny"]})
+    sweep = load(p)
+    assert sweep.table_dir == sweep.trials[1][1].table_dir == f"{sweep.root}/results"
+    assert sweep.use_gpu(0) is False and sweep.use_gpu(8) is True      # auto follows the cluster
+    assert sweep.tokenizer_to_train is not None
+    # a tokenizer the base run names is its own: vocab sizes may differ then
+    named = sweep_file(tmp_path, axes={"tokenizer.vocab_size": [1024, 2048]})
+    data = yaml.safe_load(named.read_text())
+    data["base"]["tokenizer"] = {"path": str(tmp_path / "tok.model")}
+    named.write_text(yaml.safe_dump(data))
+    assert load(named).tokenizer_to_train is None

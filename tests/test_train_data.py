@@ -3,7 +3,6 @@ without an image are skipped and counted, never a crash."""
 from __future__ import annotations
 
 import io
-import os
 
 import numpy as np
 import pytest
@@ -21,8 +20,9 @@ def jpeg(color) -> bytes:
 
 @pytest.fixture(scope="module")
 def ray_local():
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    from clipscale.ray_setup import init_ray
+
+    init_ray(num_cpus=2)
     yield
     ray.shutdown()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 # runnable from a checkout without installing: the repository root holds the analysis package
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from analysis.cli import main  # noqa: E402
+from clipscale.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["analyze", *sys.argv[1:]]))

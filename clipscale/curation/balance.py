@@ -1,7 +1,7 @@
-"""Counts -> thresholds -> entry probabilities -> keep probability (DESIGN.md, Curation 4-6).
+"""Counts -> thresholds -> entry probabilities -> keep probability (docs/curation.md, steps 4-6).
 
 Pure functions over numpy arrays of per-entry counts (``count_e``: captions of the language that
-match entry e). Meta CLIP 2's ``t_to_p`` / ``p_to_t`` / ``count_to_prob``, written to DESIGN.md.
+match entry e). Meta CLIP 2's ``t_to_p`` / ``p_to_t`` / ``count_to_prob``, as docs/curation.md states them.
 """
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from clipscale.errors import ClipscaleError
 
-class ThresholdError(ValueError):
+
+class ThresholdError(ClipscaleError, ValueError):
     """The pool cannot give thresholds (e.g. no English match to take the tail share from)."""
 
 

@@ -10,11 +10,11 @@ import json
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from clipscale.config import ConfigError, read_yaml
+from clipscale.config_core import read_yaml, validate
 
-# Meta CLIP's thresholds leave about 6% of English matches in the tail (DESIGN.md, Curation 5).
+# Meta CLIP's thresholds leave about 6% of English matches in the tail (docs/curation.md, step 5).
 DEFAULT_TAIL_SHARE = 0.06
 
 
@@ -35,7 +35,7 @@ class CurationConfig(BaseModel):
                                 "Exclusive with target_tail_share.")
     target_tail_share: float | None = Field(
         None, gt=0.0, lt=1.0,
-        description="English tail share to derive t_en from when t_en is not given (default 0.06).")
+        description=f"English tail share to derive t_en from when t_en is not given (default {DEFAULT_TAIL_SHARE}).")
     mode: Literal["offline", "online"] = Field(
         "offline", description="offline: draw once and write only kept samples; online: write every "
                                "matched sample with its keep probabilities for per-epoch draws.")
@@ -79,20 +79,8 @@ class CurationConfig(BaseModel):
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def _format_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid curation config {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
-        lines.append(f"  {loc}: {msg}")
-    return "\n".join(lines)
-
-
 def build_curation_config(data: dict, source: str = "<arguments>") -> CurationConfig:
-    try:
-        return CurationConfig.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(_format_error(e, source)) from None
+    return validate(CurationConfig, data, source, "curation config")
 
 
 def load_curation_config(path: str | os.PathLike, overrides: dict | None = None) -> CurationConfig:

@@ -28,9 +28,11 @@ from clipscale.curation.metadata import load_metadata
 from clipscale.curation.report import build_report, write_report
 from clipscale.curation.shard_pass import CaptionMatcher, count_shard, sample_shard, write_json_atomic
 from clipscale.data.shards import ShardError, list_shards
+from clipscale.errors import ClipscaleError
+from clipscale.ray_setup import init_ray
 
 
-class CurationError(RuntimeError):
+class CurationError(ClipscaleError, RuntimeError):
     """A curation that cannot go on (inconsistent output folder, unusable pool)."""
 
 
@@ -116,13 +118,6 @@ class _SampleActor:
         return result
 
 
-def init_ray(num_cpus: int | None = None) -> None:
-    """Start a local Ray (or reuse the running one / a cluster named by RAY_ADDRESS)."""
-    from clipscale.ray_setup import init_ray as start
-
-    start(use_gpu=False, num_cpus=num_cpus)
-
-
 def _run_pass(actor_cls, shards: list[str], kwargs: dict, cfg: CurationConfig, desc: str,
               progress: bool, totals: dict[str, np.ndarray], field: str) -> list[dict]:
     """Run one pass; each shard's partial counts (``field``) are added into ``totals`` as they
@@ -196,7 +191,7 @@ def run_curation(cfg: CurationConfig, progress: bool = True) -> dict:
     layout = _Layout(cfg.output)
     layout.root.mkdir(parents=True, exist_ok=True)
     _check_state(layout, cfg.fingerprint(metadata), cfg.overwrite)
-    init_ray(cfg.num_cpus)
+    init_ray(use_gpu=False, num_cpus=cfg.num_cpus)
     zeros = {lang: np.zeros(len(entries), dtype=np.int64) for lang, entries in metadata.items()}
 
     counts = {lang: z.copy() for lang, z in zeros.items()}

@@ -1,4 +1,4 @@
-"""Caption normalisation, entry padding and Aho-Corasick substring matching (DESIGN.md, Curation 3).
+"""Caption normalisation, entry padding and Aho-Corasick substring matching (docs/curation.md, step 3).
 
 Matching is case-sensitive and every matched entry counts, overlapping ones included; a caption's
 matches are the *set* of entry ids found in it (count_e counts captions, not occurrences).
@@ -17,7 +17,7 @@ SPACED_CONTROLS = ("\t", "\r", "\n")
 
 # Scripts that put no spaces between words: an entry side in one of these is not padded, so the
 # entry still matches inside unspaced text. Meta CLIP 2's list leaves kana out (so kana entries
-# never match inside Japanese text); DESIGN.md includes it. Hangul is spaced and is not here.
+# never match inside Japanese text); clipscale includes it (docs/curation.md, step 3). Hangul is spaced and is not here.
 _UNSPACED_RANGES = (
     (0x2E80, 0x2EFF),    # CJK radicals supplement
     (0x2F00, 0x2FDF),    # Kangxi radicals

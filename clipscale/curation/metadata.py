@@ -16,13 +16,14 @@ from clipscale.curation.matching import (
     is_unspaced_script,
     wrap_punctuation,
 )
+from clipscale.errors import ClipscaleError
 
 # Numbers 0-99 are entries in every language (Meta CLIP).
 NUMBERS = tuple(str(i) for i in range(100))
 METADATA_SUFFIXES = (".txt", ".json")
 
 
-class MetadataError(ValueError):
+class MetadataError(ClipscaleError, ValueError):
     """Metadata that cannot be used: missing folder, no language file, unreadable file."""
 
 

@@ -198,7 +198,9 @@ def _curated_sample(sample: Sample, rows: list[dict], chosen: int, mode: str, se
                             "lid_confidence": row["lid_confidence"], "lid_source": row["lid_source"]}
         text = captions[chosen]
     else:
-        # Online: the training pipeline re-draws each epoch with sampling.online_caption.
+        # Online: every matched caption's keep probability is stored so a consumer can re-draw per
+        # epoch (sampling.online_caption). The training stream does not re-draw yet: it reads the
+        # shard's caption as written (docs/curation.md, step 6).
         meta["language"] = rows[0]["language"] or row["language"]
         meta["curation"] = {"keep_probs": [r["keep_prob"] for r in rows],
                             "languages": [r["language"] for r in rows],

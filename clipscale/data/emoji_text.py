@@ -13,6 +13,8 @@ from pathlib import Path
 
 import emoji
 
+from clipscale.errors import ConfigError
+
 LANGUAGES: tuple[str, ...] = tuple(emoji.LANGUAGES)
 
 # Background colours as (RGB, word per language). The word is in the form the colour template of
@@ -200,7 +202,7 @@ def write_lexicons(out_dir: str | os.PathLike, languages: list[str] | None = Non
     paths = {}
     for lang in languages or LANGUAGES:
         if lang not in LANGUAGES:
-            raise ValueError(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}")
+            raise ConfigError(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}")
         names = cldr_names(lang)
         p = out_dir / f"{lang}.txt"
         p.write_text("".join(n + "\n" for n in names if n and "\n" not in n), encoding="utf-8")

@@ -12,12 +12,14 @@ import warnings
 
 import numpy as np
 
+from clipscale.errors import ClipscaleError
+
 # OpenAI CLIP's normalisation (also open_clip's default), so checkpoints stay comparable.
 IMAGE_MEAN = (0.48145466, 0.4578275, 0.40821073)
 IMAGE_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(ClipscaleError, ValueError):
     """Bytes that are not a decodable image (corrupt, truncated, unknown format, too large)."""
 
 

@@ -33,6 +33,7 @@ from typing import Iterable, Iterator
 
 from clipscale import storage
 from clipscale.atomic import atomic_path
+from clipscale.errors import ClipscaleError
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SHARD_SUFFIXES = (".tar", ".parquet")
@@ -42,7 +43,7 @@ MAX_CAPTION_BYTES = 64 << 10  # alt-texts run to a few hundred bytes; a longer o
 MEMBER_PROBLEMS = ("unsafe_member_name", "link_member", "special_member", "oversized_member")
 
 
-class ShardError(RuntimeError):
+class ShardError(ClipscaleError, RuntimeError):
     """A shard that cannot be read at all (missing, truncated, not a tar/parquet)."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

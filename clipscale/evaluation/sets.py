@@ -21,6 +21,7 @@ import numpy as np
 from clipscale import storage
 from clipscale.data.images import ImageDecodeError, decode_image
 from clipscale.data.shards import iter_shard
+from clipscale.errors import NotFound
 
 _CACHE: dict[tuple[str, int], "EvalSets"] = {}
 
@@ -55,7 +56,7 @@ def _load(d: str, size: int) -> EvalSets:
     classes_file, zs_file = storage.join(d, "classes.json"), storage.join(d, "zeroshot.tar")
     for p in (classes_file, zs_file):
         if not storage.is_file(p):
-            raise FileNotFoundError(f"evaluation set incomplete: {p} is missing (generate one "
+            raise NotFound(f"evaluation set incomplete: {p} is missing (generate one "
                                     "with `clipscale data emoji-world`)")
     doc = json.loads(storage.read_text(classes_file))
     languages = list(doc["languages"])
@@ -81,7 +82,7 @@ def _load(d: str, size: int) -> EvalSets:
     for lang in languages:
         p = storage.join(d, "retrieval", f"{lang}.tar")
         if not storage.is_file(p):
-            raise FileNotFoundError(f"evaluation set incomplete: {p} is missing")
+            raise NotFound(f"evaluation set incomplete: {p} is missing")
         r_images, captions = [], []
         for s in iter_shard(p):
             if s.text is None or s.image is None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from clipscale.data.images import IMAGE_MEAN, IMAGE_STD
+from clipscale.errors import ClipscaleError
 from clipscale.models.registry import ModelSpec
 from clipscale.text.tokenizer import EOT_ID, PAD_ID
 
@@ -35,7 +36,7 @@ PREPROCESS_CFG = {"mean": list(IMAGE_MEAN), "std": list(IMAGE_STD), "interpolati
                   "resize_mode": "shortest"}
 
 
-class ExportError(ValueError):
+class ExportError(ClipscaleError, ValueError):
     """A model open_clip cannot express, or an export that cannot be written; names the field or file."""
 
 

@@ -12,17 +12,20 @@ times packed onto ``concurrency`` slots in order.
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass
 
 from clipscale.config import RunConfig
+from clipscale.sweep.catalog import ACCELERATORS
 from clipscale.sweep.expand import Trial
+from clipscale.sweep.sweep import Sweep
 from clipscale.train.plan import model_spec, plan_run
 
-DATA_CPUS_PER_READER = 0.25  # clipscale.train.data: num_cpus of each decoding task
-ASSUMED_GPU_FLOPS = 989e12   # H100 SXM dense bf16 peak, for specs that need GPUs this cluster lacks
+# The GPU a cluster-scale spec is written for, assumed when this cluster has none to measure.
+ASSUMED_GPU = "H100"
+DEFAULT_UTILISATION = 0.3   # assumed share of the device's FLOP/s a training step reaches
+DEFAULT_STARTUP_S = 75.0    # seconds per trial outside the training loop (measured; see above)
 
 
 @dataclass(frozen=True)
@@ -35,33 +38,19 @@ class TrialEstimate:
     seconds: float
 
 
-def trial_resources(cfg: RunConfig, use_gpu: bool) -> dict[str, float]:
-    """What one trial holds while it runs: its train workers and its decoding tasks."""
-    need = {"CPU": cfg.train.num_workers * cfg.train.cpus_per_worker
-            + cfg.data.read_parallelism * DATA_CPUS_PER_READER}
-    if use_gpu:
-        need["GPU"] = float(cfg.train.num_workers)
-    return need
-
-
-def concurrency(available: dict[str, float], need: dict[str, float], n_trials: int,
-                cap: int | None = None) -> int:
-    """Trials that fit at once: the scarcest resource decides; at least 1, at most the trials."""
-    fits = min((math.floor(available.get(k, 0.0) / v + 1e-9) for k, v in need.items() if v > 0),
-               default=n_trials)
-    return max(1, min(fits, n_trials, cap or n_trials))
-
-
 def local_resources() -> dict[str, float]:
     """Resources of the cluster ``clipscale sweep`` would use, without starting one: the Ray
     cluster in RAY_ADDRESS, or the local node as ``init_ray`` declares it."""
     if os.environ.get("RAY_ADDRESS"):
         import ray
-        ray.init(address=os.environ["RAY_ADDRESS"], ignore_reinit_error=True)
+
+        from clipscale.ray_setup import init_ray
+        init_ray()  # joins the cluster in RAY_ADDRESS
         res = ray.cluster_resources()
         return {"CPU": res.get("CPU", 0.0), "GPU": res.get("GPU", 0.0)}
     import torch
-    return {"CPU": float(max(4, os.cpu_count() or 1)), "GPU": float(torch.cuda.device_count())}
+    from clipscale.ray_setup import local_cpus
+    return {"CPU": float(local_cpus()), "GPU": float(torch.cuda.device_count())}
 
 
 def measure_flops_per_s(gpu: bool, seconds: float = 0.5) -> float:
@@ -138,24 +127,25 @@ def format_table(estimates: list[TrialEstimate]) -> str:
     return text_table(head, rows)
 
 
-def dry_run(name: str, trials: list[tuple[Trial, RunConfig]], flops_per_s: float | None = None,
-            utilisation: float = 0.3, startup_s: float = 75.0, cap: int | None = None,
+def dry_run(sweep: Sweep, flops_per_s: float | None = None,
+            utilisation: float = DEFAULT_UTILISATION, startup_s: float = DEFAULT_STARTUP_S, cap: int | None = None,
             resources: dict[str, float] | None = None, flops_source: str = "given") -> tuple[str, dict]:
     """The printed report and its figures (for tests and the CLI); ``flops_source`` says where a
     given ``flops_per_s`` comes from."""
     resources = resources or local_resources()
-    cfg0 = trials[0][1]
-    use_gpu = resources.get("GPU", 0) > 0 if cfg0.train.use_gpu == "auto" else bool(cfg0.train.use_gpu)
+    name, trials = sweep.name, sweep.trials
+    use_gpu = sweep.use_gpu(resources.get("GPU", 0))
     missing_gpus = use_gpu and resources.get("GPU", 0) == 0
     if flops_per_s is not None:
         device_flops, source = flops_per_s, flops_source
     elif missing_gpus:
         # Nothing to measure here: assume the GPU a cluster-scale spec is written for.
-        device_flops, source = ASSUMED_GPU_FLOPS, "assumed (H100 bf16 dense peak; no GPU here)"
+        device_flops = ACCELERATORS[ASSUMED_GPU].peak_flops
+        source = f"assumed ({ASSUMED_GPU} bf16 dense peak; no GPU here)"
     else:
         device_flops, source = measure_flops_per_s(use_gpu), "measured here"
     est = [estimate(t, c, device_flops, use_gpu, utilisation, startup_s) for t, c in trials]
-    slots = concurrency(resources, trial_resources(cfg0, use_gpu), len(trials), cap)
+    slots = sweep.concurrency(resources, use_gpu, cap)
     total = schedule_seconds([e.seconds for e in est], slots)
     device = "GPU (bf16)" if use_gpu else "CPU core (fp32)"
     header = (f"sweep {name}: {len(trials)} trials; cluster {resources}; {slots} concurrent\n"
@@ -163,7 +153,7 @@ def dry_run(name: str, trials: list[tuple[Trial, RunConfig]], flops_per_s: float
               f"{source} x {utilisation:.0%} assumed utilisation) "
               f"+ {startup_s:.0f} s start-up per trial")
     if missing_gpus:
-        header += (f"\nthis cluster has no GPU; each trial asks for {cfg0.train.num_workers} GPU workers: "
+        header += (f"\nthis cluster has no GPU; trials ask for up to {sweep.max_workers()} GPU workers each: "
                    "times are for a cluster that has them")
     footer = (f"total compute {sum(e.compute for e in est):.3e} FLOPs; "
               f"estimated sweep time {human_time(total)} on this cluster")

@@ -16,13 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from clipscale import storage
-from clipscale.config import (
-    ConfigError,
-    RunConfig,
-    _merge,
-    build_run_config,
-    resolve_paths,
-)
+from clipscale.config import RunConfig, build_run_config, resolve_paths
+from clipscale.config_core import merge, nested
+from clipscale.errors import ConfigError
 from clipscale.sweep.spec import IMAGE_TOKENS, SweepConfig, field_path
 
 
@@ -47,18 +43,6 @@ def expand(sweep: SweepConfig, base: dict | None = None) -> list[Trial]:
     return trials
 
 
-def nested(path: str, value: Any) -> dict:
-    """``"stages.0.image_size", 32`` -> ``{"stages": {"0": {"image_size": 32}}}`` (the override
-    form ``config._merge`` applies to lists by index)."""
-    out: dict = {}
-    node = out
-    parts = path.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-    node[parts[-1]] = value
-    return out
-
-
 def image_size_for_tokens(tokens: Any, patch: int) -> int:
     """Resize reduction: the square image whose patch grid has ``tokens`` patches."""
     side = math.isqrt(tokens) if isinstance(tokens, int) and tokens > 0 else -1
@@ -76,6 +60,11 @@ def sweep_dir(sweep: SweepConfig, base: dict, base_folder: Path) -> str:
     return str((Path(out) if Path(out).is_absolute() else base_folder / out).resolve() / sweep.name)
 
 
+def sweep_tokenizer_path(root: str) -> str:
+    """Where a sweep keeps the tokenizer it trains once for all its trials."""
+    return storage.join(root, "tokenizer.model")
+
+
 def trial_config(sweep: SweepConfig, trial: Trial, base: dict, base_folder: Path,
                  source: str = "<sweep>") -> RunConfig:
     """The trial's validated run config: base + axes, named and placed under the sweep folder."""
@@ -84,14 +73,14 @@ def trial_config(sweep: SweepConfig, trial: Trial, base: dict, base_folder: Path
     data = base
     for axis, value in trial.params.items():
         if axis != IMAGE_TOKENS:
-            data = _merge(data, nested(field_path(axis), value))
+            data = merge(data, nested(field_path(axis), value))
     if IMAGE_TOKENS in trial.params:
         try:
             patch = get_spec(data.get("model", {}).get("name", "tiny")).image.patch_size
         except KeyError as e:
             raise ConfigError(f"{source}: trial {trial.id}: model.name: {e.args[0]}") from None
         size = image_size_for_tokens(trial.params[IMAGE_TOKENS], patch)
-        data = _merge(data, nested("stages.0.image_size", size))
+        data = merge(data, nested("stages.0.image_size", size))
     root = sweep_dir(sweep, base, base_folder)
     logging = {**data.get("logging", {}), "group": sweep.name}
     data = {**data, "name": trial.id, "sweep": sweep.name, "output_dir": root,
@@ -99,7 +88,7 @@ def trial_config(sweep: SweepConfig, trial: Trial, base: dict, base_folder: Path
     if not data.get("tokenizer", {}).get("path"):
         # One tokenizer for the whole sweep (trained by the launcher): token counts mean the
         # same thing in every trial.
-        data["tokenizer"] = {**data.get("tokenizer", {}), "path": storage.join(root, "tokenizer.model")}
+        data["tokenizer"] = {**data.get("tokenizer", {}), "path": sweep_tokenizer_path(root)}
     try:
         cfg = build_run_config(data, source)
     except ConfigError as e:

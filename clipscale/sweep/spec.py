@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from clipscale.config import ConfigError, RunConfig, _format_error, read_yaml
+from clipscale.config import RunConfig
+from clipscale.config_core import merge, parse_overrides, read_yaml, validate
 
 # Shortcut axis -> the run-config field it sets. Stage fields go to stage 0: in a CLIPA schedule
 # the first stage is the reduced-token pretraining that a sweep varies; a fine-tuning stage
@@ -102,21 +103,16 @@ def load_sweep(path: str | os.PathLike) -> tuple[SweepConfig, Path]:
     """Read and validate a sweep YAML; returns it with the folder its relative paths are taken from."""
     path = Path(path)
     data = read_yaml(path)
-    try:
-        return SweepConfig.model_validate(data), path.parent.resolve()
-    except ValidationError as e:
-        raise ConfigError(_format_error(e, str(path)).replace("invalid config", "invalid sweep")) from None
+    return validate(SweepConfig, data, str(path), "sweep"), path.parent.resolve()
 
 
 def base_config(sweep: SweepConfig, folder: Path, overrides: list[str] | None = None) -> tuple[dict, Path]:
     """The base run as a dict (not yet validated: axes fill it) and the folder its paths are relative to."""
-    from clipscale.config import _merge, parse_overrides
-
     if isinstance(sweep.base, str):
         base_path = (folder / sweep.base).resolve()
         data, base_folder = read_yaml(base_path), base_path.parent
     else:
         data, base_folder = dict(sweep.base), folder
     if overrides:
-        data = _merge(data, parse_overrides(overrides))
+        data = merge(data, parse_overrides(overrides))
     return data, base_folder

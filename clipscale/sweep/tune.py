@@ -23,6 +23,7 @@ import time
 from clipscale import storage
 from clipscale.config import ConfigError, RunConfig
 from clipscale.sweep.expand import Trial
+from clipscale.sweep.sweep import Sweep
 from clipscale.train import preemption
 
 
@@ -81,56 +82,55 @@ def check_state(root: str, name: str, trials: list[Trial], resume: bool) -> None
                                           "params": {t.id: t.params for t in trials}}, indent=1, default=str))
 
 
-def sweep_tokenizer(trials: list[tuple[Trial, RunConfig]]) -> None:
-    """Train the sweep's shared tokenizer once (when the base run names none)."""
+def sweep_tokenizer(sweep: Sweep) -> None:
+    """Train the sweep's shared tokenizer once (when the base run names none); every trial agrees
+    on its shards, sample count and vocabulary (``Sweep.of`` checked)."""
     from clipscale.data.shards import list_shards
     from clipscale.run_inputs import data_summary, store_tokenizer
 
-    cfg = trials[0][1]
-    path = cfg.tokenizer.path
-    if path != storage.join(cfg.output_dir, "tokenizer.model") or storage.exists(path):
+    cfg = sweep.tokenizer_to_train
+    if cfg is None or storage.exists(cfg.tokenizer.path):
         return  # the base run names its own (prepare() checks that it exists), or present
+    path = cfg.tokenizer.path
     captions, _ = data_summary(list_shards(cfg.data.train_shards), cfg.tokenizer.train_samples)
     store_tokenizer(captions, path, cfg.tokenizer.vocab_size)
 
 
-def launch(name: str, root: str, trials: list[tuple[Trial, RunConfig]], resume: bool,
-           cap: int | None = None) -> dict:
-    """Run every unfinished trial on Ray Tune; returns a summary of what ran and where rows are."""
+def launch(sweep: Sweep, resume: bool, cap: int | None = None) -> dict:
+    """Run every unfinished trial on Ray Tune; returns a summary of what ran and where rows are.
+    ``cap``: at most this many trials at once (default: the sweep file's, else what fits)."""
     import ray
     from ray import tune
 
-    from clipscale.sweep.dry_run import concurrency, trial_resources
     from clipscale.ray_setup import init_ray
-    from clipscale.run_inputs import wants_gpu
 
+    name, root, trials = sweep.name, sweep.root, sweep.trials
     check_state(root, name, [t for t, _ in trials], resume)
-    table_dir = trials[0][1].table_dir
+    table_dir = sweep.table_dir
     done = finished_trials(table_dir)
     pending = [(t, c) for t, c in trials if t.id not in done]
     summary = {"trials": len(trials), "skipped_finished": sorted(t.id for t, _ in trials if t.id in done),
                "ran": [t.id for t, _ in pending], "errors": {}, "results": table_dir, "sweep_dir": root}
     if not pending:
         return summary
-    sweep_tokenizer(trials)
-    cfg0 = pending[0][1]
-    use_gpu = wants_gpu(cfg0)
+    sweep_tokenizer(sweep)
+    use_gpu = sweep.use_gpu()
     init_ray(use_gpu=use_gpu)
     res = ray.cluster_resources()
-    slots = concurrency(res, trial_resources(cfg0, use_gpu), len(pending), cap)
+    slots = sweep.concurrency(res, use_gpu, cap, pending)
     print(f"[clipscale] sweep {name}: {len(pending)} trials to run ({len(done)} already finished), "
           f"{slots} at a time on { {k: res[k] for k in ('CPU', 'GPU') if k in res} }", flush=True)
     run_configs = {t.id: c.model_dump(mode="json") for t, c in pending}
     trainable = tune.with_parameters(run_trial, run_configs=run_configs, timings_dir=storage.join(root, "timings"))
     tuner = tune.Tuner(
-        tune.with_resources(trainable, preemption.driver_resources(cfg0.train.trial_driver_resource)),
+        tune.with_resources(trainable, preemption.driver_resources(sweep.trial_driver_resource)),
         param_space={"trial": tune.grid_search([t.id for t, _ in pending])},
         tune_config=tune.TuneConfig(max_concurrent_trials=slots),
         # A trial whose trainable (the Train driver) died with its node is started again on the
         # nodes left; it finds its run folder and continues from its last checkpoint. Worker
         # failures inside a trial are Ray Train's (train.max_failures), not Tune's.
         run_config=tune.RunConfig(name=name, storage_path=storage.join(root, "tune"), verbose=1,
-                                  failure_config=tune.FailureConfig(max_failures=cfg0.train.max_failures)),
+                                  failure_config=tune.FailureConfig(max_failures=sweep.max_failures)),
     )
     # Launch records (a line at the start and one at the end of each launch, the first run and
     # every resume): the benchmark reads scheduling overhead from these and the trials' timings.
@@ -141,7 +141,7 @@ def launch(name: str, root: str, trials: list[tuple[Trial, RunConfig]], resume: 
     # reliability hook: SIGTERM asks every pending trial to checkpoint and stop (train/preemption.py)
     for _, c in pending:
         preemption.clear_notice(c.run_dir)
-    preemption.install_driver_handler([c.run_dir for _, c in pending], cfg0.train.preemption_grace_s)
+    preemption.install_driver_handler([c.run_dir for _, c in pending], sweep.preemption_grace_s)
     grid = tuner.fit()
     summary["wall_s"] = time.time() - t0
     storage.append_text(launches, json.dumps({"event": "end", "time": time.time(), "start": t0}) + "\n")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from clipscale.choices import TextReduction
+
 PAD = 0
 
 
@@ -46,13 +48,16 @@ def block_keep(tokens: torch.Tensor, k: int, generator: torch.Generator) -> torc
     return _keep_rows(tokens, k, block)
 
 
-def reduce_text(tokens: torch.Tensor, k: int, method: str, generator: torch.Generator) -> torch.Tensor:
+def reduce_text(tokens: torch.Tensor, k: int, method: TextReduction | str,
+                generator: torch.Generator) -> torch.Tensor:
+    try:
+        method = TextReduction(method)
+    except ValueError:
+        raise ValueError(f"unknown text reduction {method!r}") from None
     if k >= tokens.shape[1]:
         return tokens
-    if method in ("truncate", "syntax"):
+    if method in (TextReduction.TRUNCATE, TextReduction.SYNTAX):
         return truncate(tokens, k)
-    if method == "random":
+    if method is TextReduction.RANDOM:
         return random_keep(tokens, k, generator)
-    if method == "block":
-        return block_keep(tokens, k, generator)
-    raise ValueError(f"unknown text reduction {method!r}")
+    return block_keep(tokens, k, generator)

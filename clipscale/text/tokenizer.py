@@ -14,12 +14,14 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from clipscale.errors import ClipscaleError
+
 PAD_ID, UNK_ID, SOT_ID, EOT_ID = 0, 1, 2, 3
 RUN_TOKENIZER_NAME = "tokenizer.model"
 MIN_COVERAGE = 0.98  # SentencePiece refuses a lower character_coverage
 
 
-class TokenizerNotFoundError(FileNotFoundError):
+class TokenizerNotFoundError(ClipscaleError, FileNotFoundError):
     """The tokenizer file is missing (or is not a SentencePiece model)."""
 
 

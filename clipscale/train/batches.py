@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from clipscale.choices import ImageReduction
 from clipscale.config import StageConfig
 from clipscale.data.images import to_tensor_batch
 from clipscale.models import patch_masks
 from clipscale.text.reduction import reduce_text
 from clipscale.train.step import Batch
 
-MASKS = {"random": patch_masks.random_mask, "grid": patch_masks.grid_mask, "block": patch_masks.block_mask}
+MASKS = {ImageReduction.RANDOM: patch_masks.random_mask, ImageReduction.GRID: patch_masks.grid_mask,
+         ImageReduction.BLOCK: patch_masks.block_mask}
 
 
 def make_batch(raw: dict, stage: StageConfig, plan, device, precision: str,

@@ -27,13 +27,10 @@ from typing import Iterator
 
 from clipscale import storage
 from clipscale.atomic import atomic_path
+from clipscale.errors import CheckpointError
 
 MARKER = "commit_rank{rank}.json"
 MARKER_GLOB = "commit_rank*.json"
-
-
-class CheckpointError(RuntimeError):
-    """No complete checkpoint to resume from, or a checkpoint that could not be written."""
 
 
 class IncompleteCheckpointWarning(UserWarning):

@@ -20,6 +20,7 @@ import numpy as np
 import ray
 
 from clipscale.data.shards import ShardError, iter_shard
+from clipscale.ray_setup import DECODE_TASK_CPUS
 
 SKIP_COUNTER_NAMESPACE = "clipscale"
 
@@ -123,5 +124,5 @@ def train_dataset(shards: list[str], *, tokenizer_path: str, image_size: int, co
                        counter_name=counter_name, keep_rates=keep_rates,
                        filter_seed=filter_seed, syntax_tokens=syntax_tokens),
         compute=ray.data.TaskPoolStrategy(size=read_parallelism),
-        num_cpus=0.25,  # decoding is light at these sizes; leaves CPU for the train workers
+        num_cpus=DECODE_TASK_CPUS,
     )

@@ -1,19 +1,20 @@
 """The DeepSpeed config of a run, built from the typed TrainConfig (never hand-written JSON)."""
 from __future__ import annotations
 
+from clipscale.choices import Precision
 from clipscale.config import TrainConfig
 
 
-def resolve_precision(train: TrainConfig, on_gpu: bool) -> str:
-    if train.precision == "auto":
-        return "bf16" if on_gpu else "fp32"
-    if train.precision == "bf16" and not on_gpu:
-        # Measured: bf16 matmul on these CPUs runs ~300x slower than fp32 (DESIGN.md, field notes).
+def resolve_precision(train: TrainConfig, on_gpu: bool) -> Precision:
+    if train.precision is Precision.AUTO:
+        return Precision.BF16 if on_gpu else Precision.FP32
+    if train.precision is Precision.BF16 and not on_gpu:
+        # Measured: bf16 matmul on these CPUs runs ~300x slower than fp32 (docs/field_notes.md).
         raise ValueError("train.precision=bf16 needs a GPU; use fp32 (or auto) on CPU")
     return train.precision
 
 
-def deepspeed_config(train: TrainConfig, precision: str) -> dict:
+def deepspeed_config(train: TrainConfig, precision: Precision) -> dict:
     """ZeRO stage, batch sizes, clipping and precision. The optimizer and LR schedule are ours
     (torch AdamW as DeepSpeed's client optimizer, LR set per step from samples seen), so they
     are not in this dict."""
@@ -29,7 +30,7 @@ def deepspeed_config(train: TrainConfig, precision: str) -> dict:
         "gradient_accumulation_steps": 1,
         "gradient_clipping": train.grad_clip,
         "zero_optimization": zero,
-        "bf16": {"enabled": precision == "bf16"},
+        "bf16": {"enabled": precision == Precision.BF16},
         "fp16": {"enabled": False},
         "zero_allow_untested_optimizer": True,
         "steps_per_print": 10**9,  # we log ourselves

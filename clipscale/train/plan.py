@@ -21,7 +21,7 @@ class StagePlan:
 
 def kept_patches(grid: int, stage: StageConfig) -> int:
     total = grid * grid
-    if stage.image_reduction in ("random", "grid", "block"):
+    if stage.image_reduction.masks:
         return max(1, round(total * stage.image_keep))
     return total
 

@@ -106,7 +106,7 @@ def test_no_shortest_token_length_is_claimed_at_chance(tmp_path):
 
 
 def test_demo_prints_the_three_verdicts_last(tmp_path, capsys):
-    from clipscale.cli_demo import print_verdicts
+    from clipscale.cli.demo import print_verdicts
 
     _, path = effects_section(results_frame(synthetic_rows()), Report("known"), tmp_path, "zeroshot_top1_mean",
                               n_resamples=50, seed=0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.cli import register
+from clipscale.cli.analyze import register
 from analysis.figures import make_all
 from analysis.load import results_frame
 from analysis.plots import new_axes, save
@@ -88,7 +88,7 @@ def test_script_gives_a_clear_message_for_a_missing_source(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "analysis" / "scripts" / "make_figures.py"),
                            str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "no such file or folder" in proc.stderr
     assert "Traceback" not in proc.stderr
 

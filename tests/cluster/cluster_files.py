@@ -111,16 +111,12 @@ def all_clipscale_commands() -> list[tuple[str, list[str]]]:
 
 def parse(argv: list[str]):
     """Parse as `clipscale` does (clipscale.cli.main): the real parser, then --section.field flags."""
-    from clipscale.cli import build_parser, overrides_from_flags
+    from clipscale.cli import parse_args
 
-    parser, err = build_parser(), io.StringIO()
+    err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            args, extra = parser.parse_known_args(argv)
-            if extra and not getattr(args, "accepts_overrides", False):
-                parser.error(f"unrecognized arguments: {' '.join(extra)}")
-            if extra:
-                args.overrides = list(args.overrides or []) + overrides_from_flags(extra, parser)
+            args = parse_args(argv)
     except SystemExit:
         return None, (err.getvalue().strip().splitlines() or ["exit"])[-1]
     return args, None

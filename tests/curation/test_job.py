@@ -29,7 +29,7 @@ DE = ["Apfel", "Birne", "Feige"]
 def ray_instance():
     import ray
 
-    from clipscale.curation.job import init_ray
+    from clipscale.ray_setup import init_ray
 
     init_ray(num_cpus=2)
     yield
@@ -168,7 +168,7 @@ def test_one_worker_gives_identical_outputs_via_the_cli(pool, two_worker_run, tm
 
     import yaml
 
-    from clipscale.cli_curate import register
+    from clipscale.cli.curate import register
 
     out2, _ = two_worker_run
     cfg_file = tmp_path / "curate.yaml"

@@ -71,7 +71,8 @@ def test_bundled_emoji_lexicon_has_cldr_names_per_language():
 def test_build_metadata_cli_from_corpus_and_lexicon(tmp_path, capsys):
     import argparse
 
-    from clipscale.cli_curate import register
+    from clipscale.cli import main
+    from clipscale.cli.curate import register
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("new york is big\nnew york is old\na big dog\n", encoding="utf-8")
@@ -85,5 +86,5 @@ def test_build_metadata_cli_from_corpus_and_lexicon(tmp_path, capsys):
     assert list(md) == ["en"]
     assert md["en"][:6] == ["big", "is", "new", "york", "new york", "york is"]
     assert "grinning face" in md["en"] and md["en"][-1] == "99"
-    args = parser.parse_args(["curate", "build-metadata", "--out", str(tmp_path / "x")])
-    assert args.func(args) == 2 and "nothing to build" in capsys.readouterr().err
+    assert main(["curate", "build-metadata", "--out", str(tmp_path / "x")]) == 2
+    assert "nothing to build" in capsys.readouterr().err

@@ -3,19 +3,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from clipscale.cli.flags import add_model_flags, model_from_args
+
+
+class DemoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    out: str = Field("demo", description="output folder")
+    num_samples: int | None = Field(None, ge=1, description="emoji-world pool size (unset: the demo's own, demo.DEMO_POOL_SAMPLES)")
+    sweep: str | None = Field(None, description="sweep YAML to run (unset: sweeps/demo.yaml)")
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="pool -> curation -> tokenizer -> the demo sweep -> figures, on the built-in emoji world")
-    p.add_argument("--out", default="demo", help="output folder (default: ./demo)")
-    p.add_argument("--num-samples", type=int, default=None, help="emoji-world pool size (default: demo.DEMO_POOL_SAMPLES)")
-    p.add_argument("--sweep", default=None, help="sweep YAML to run (default: sweeps/demo.yaml)")
+    add_model_flags(p, DemoOptions)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from clipscale.demo import DEMO_POOL_SAMPLES, REPO_SWEEPS, run_demo
 
-    done = run_demo(Path(args.out), args.num_samples or DEMO_POOL_SAMPLES, Path(args.sweep) if args.sweep else REPO_SWEEPS / "demo.yaml")
+    opts = model_from_args(args, DemoOptions, kind="demo options")
+    done = run_demo(Path(opts.out), opts.num_samples or DEMO_POOL_SAMPLES, Path(opts.sweep) if opts.sweep else REPO_SWEEPS / "demo.yaml")
     quiet_ray()
     print(f"\n== clipscale demo: done in {done['wall_s'] / 60:.1f} min ==")
     for name, path in done["outputs"].items():
