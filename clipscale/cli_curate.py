@@ -25,6 +25,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--t-en", type=int, help="English threshold (exclusive with --tail-share)")
     p.add_argument("--tail-share", type=float, help="target English tail share (default 0.06)")
+    p.add_argument("--entry-punctuation", choices=["wrap", "metaclip"],
+                   help="entries with , . ; : ? ! `: wrap (default, they can match) or metaclip "
+                        "(padded as written, as Meta CLIP 2 does: they never match)")
     p.add_argument("--workers", type=int, help="Ray Data actors")
     p.add_argument("--num-cpus", type=int, help="CPUs for a local Ray")
     p.add_argument("--no-trust-json-language", action="store_true",
@@ -53,7 +56,8 @@ def _overrides(args) -> dict:
     out = {"input": args.input, "output": args.output, "metadata": args.metadata,
            "languages": args.languages, "lid_languages": args.lid_languages, "mode": args.mode,
            "seed": args.seed, "t_en": args.t_en, "target_tail_share": args.tail_share,
-           "workers": args.workers, "num_cpus": args.num_cpus}
+           "workers": args.workers, "num_cpus": args.num_cpus,
+           "entry_punctuation": args.entry_punctuation}
     if args.no_trust_json_language:
         out["trust_json_language"] = False
     if args.overwrite:

@@ -57,8 +57,9 @@ class CaptionMatcher:
 
     def __init__(self, metadata: dict[str, list[str]], trust_json_language: bool = True,
                  lid_max_chars: int = 2000, captions_field: str = "captions",
-                 lid_languages: list[str] | None = None):
+                 lid_languages: list[str] | None = None, entry_punctuation: str = "wrap"):
         self.metadata = metadata
+        self.entry_punctuation = entry_punctuation
         self.trust_json_language = trust_json_language
         self.captions_field = captions_field
         self.lid = LanguageIdentifier(lid_max_chars, lid_languages)
@@ -66,7 +67,7 @@ class CaptionMatcher:
 
     def automaton(self, lang: str):
         if lang not in self.automata:
-            self.automata[lang] = build_automaton(self.metadata[lang])
+            self.automata[lang] = build_automaton(self.metadata[lang], self.entry_punctuation)
         return self.automata[lang]
 
     def caption_rows(self, sample: Sample) -> list[dict]:
