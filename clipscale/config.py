@@ -92,6 +92,25 @@ class StageConfig(Strict):
     image_keep: float = Field(1.0, gt=0.0, le=1.0, description="Share of patch tokens kept by a mask reduction.")
     text_tokens: int | None = Field(None, ge=2, description="Text tokens fed to the text tower; default: the context length.")
     text_reduction: TextReduction = Field("truncate", description="How text is cut to text_tokens.")
+    # A stage that sets its own optimisation (CLIPA's fine-tuning is a separate run with its own
+    # batch, lr and warmup) gets its own warmup + decay over its own samples; see
+    # docs/recipes.md. Unset: the run-wide train.* values and one schedule over the whole run.
+    global_batch_size: int | None = Field(None, gt=0, description="This stage's global batch; default: train.global_batch_size.")
+    lr: float | None = Field(None, gt=0, description="This stage's peak lr, absolute (exclusive with lr_per_256).")
+    lr_per_256: float | None = Field(None, gt=0, description="This stage's peak lr per 256 samples of its global batch.")
+    warmup_samples: int | None = Field(None, ge=0, description="This stage's warmup; default: train.warmup_samples.")
+
+    @property
+    def own_schedule(self) -> bool:
+        return self.lr is not None or self.lr_per_256 is not None
+
+    @model_validator(mode="after")
+    def _one_lr_rule(self):
+        if self.lr is not None and self.lr_per_256 is not None:
+            raise ValueError("give lr or lr_per_256, not both")
+        if self.warmup_samples is not None and not self.own_schedule:
+            raise ValueError("warmup_samples on a stage needs the stage's own lr or lr_per_256")
+        return self
 
     @model_validator(mode="after")
     def _mask_needs_keep(self):
@@ -102,10 +121,22 @@ class StageConfig(Strict):
         return self
 
 
+def lr_rule(lr: float | None, lr_per_256: float | None, global_batch_size: int) -> float:
+    """The field's two conventions: an absolute lr (Meta CLIP, OpenCLIP) or an lr per 256 samples
+    scaled linearly with the global batch (CLIPA: ``8e-6 * batch // 256``)."""
+    if lr_per_256 is not None:
+        return lr_per_256 * global_batch_size / 256
+    assert lr is not None
+    return lr
+
+
 class TrainConfig(Strict):
     samples_seen: int = Field(20_000, gt=0, description="Training length in samples seen (all stages).")
     global_batch_size: int = Field(128, gt=0, description="Samples per optimizer step over all workers.")
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate, absolute (exclusive with lr_per_256).")
+    lr_per_256: float | None = Field(
+        None, gt=0, description="Peak learning rate per 256 samples of global batch (CLIPA's rule: "
+                                "lr = lr_per_256 * global_batch_size / 256); exclusive with lr.")
     weight_decay: float = Field(0.1, ge=0)
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = Field(1e-6, gt=0)
@@ -125,8 +156,16 @@ class TrainConfig(Strict):
     max_failures: int = Field(2, ge=0, description="Worker-group restarts from the last checkpoint after a failure.")
     seed: int = 0
 
+    @property
+    def peak_lr(self) -> float:
+        """The effective peak lr: ``lr``, or ``lr_per_256`` scaled by the global batch."""
+        return lr_rule(self.lr, self.lr_per_256, self.global_batch_size)
+
     @model_validator(mode="after")
     def _batch(self):
+        if self.lr_per_256 is not None and "lr" in self.model_fields_set:
+            raise ValueError("give lr or lr_per_256, not both (lr is absolute, lr_per_256 scales "
+                             "with the global batch)")
         if self.global_batch_size % self.num_workers:
             raise ValueError(f"global_batch_size={self.global_batch_size} is not a multiple of num_workers={self.num_workers}")
         if self.samples_seen < self.global_batch_size:
@@ -200,6 +239,11 @@ class RunConfig(Strict):
                     raise ValueError(f"stages[{i}].image_keep={st.image_keep}: {e}") from None
             if st.text_tokens is not None and st.text_tokens > ctx:
                 raise ValueError(f"stages[{i}].text_tokens={st.text_tokens} exceeds the context length {ctx}")
+        for i, st in enumerate(self.stages):
+            b = st.global_batch_size
+            if b is not None and b % self.train.num_workers:
+                raise ValueError(f"stages[{i}].global_batch_size={b} is not a multiple of "
+                                 f"train.num_workers={self.train.num_workers}")
         fixed = [s.samples for s in self.stages[:-1]]
         if any(s is None for s in fixed):
             raise ValueError("every stage but the last needs `samples`")
@@ -225,6 +269,16 @@ class RunConfig(Strict):
         """Samples seen in each stage (the last stage takes the remainder)."""
         fixed = [s.samples for s in self.stages[:-1]]
         return fixed + [self.train.samples_seen - sum(fixed)]
+
+    def stage_batch_size(self, i: int) -> int:
+        return self.stages[i].global_batch_size or self.train.global_batch_size
+
+    def stage_peak_lr(self, i: int) -> float:
+        """Stage ``i``'s effective peak lr: its own rule if it has one, else the run's."""
+        st = self.stages[i]
+        if st.own_schedule:
+            return lr_rule(st.lr, st.lr_per_256, self.stage_batch_size(i))
+        return self.train.peak_lr
 
 
 # ---------------------------------------------------------------------------- loading

@@ -99,7 +99,8 @@ def estimate(trial: Trial, cfg: RunConfig, device_flops: float, use_gpu: bool,
     seconds = compute / (devices * device_flops * utilisation) + startup_s
     stages = " | ".join(
         f"{p.image_size}px {p.image_tokens}img/{p.text_tokens}txt "
-        f"{st.image_reduction}/{st.text_reduction} x{p.samples:,}"
+        f"{st.image_reduction}/{st.text_reduction} x{p.samples:,} "
+        f"batch {cfg.stage_batch_size(p.index):,} lr {cfg.stage_peak_lr(p.index):.4g}"
         for p, st in zip(plans, cfg.stages))
     return TrialEstimate(trial, param_counts(model_spec(cfg))["total"], stages,
                          compute / cfg.train.samples_seen, compute, seconds)

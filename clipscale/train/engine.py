@@ -40,7 +40,7 @@ def build_engine(cfg: RunConfig, vocab_size: int, world: int):
     precision = resolve_precision(cfg.train, on_gpu)
     model = CLIP(model_spec(cfg, vocab_size=vocab_size), loss=cfg.train.loss)
     params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.train.weight_decay), lr=cfg.train.lr,
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.train.weight_decay), lr=cfg.train.peak_lr,
                                   betas=tuple(cfg.train.betas), eps=cfg.train.eps)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer,
                                       config=deepspeed_config(cfg.train, precision),

@@ -18,7 +18,7 @@ from clipscale.train.attempts import record_attempt
 from clipscale.train.batches import make_batch
 from clipscale.train.engine import build_engine
 from clipscale.train.plan import plan_run, stage_columns
-from clipscale.train.schedule import cosine_lr
+from clipscale.train.schedule import lr_at
 from clipscale.train.step import train_step
 
 
@@ -107,7 +107,6 @@ def train_loop_per_worker(loop_config: dict) -> None:
         from clipscale.train.evaluator import Evaluator
         evaluator = Evaluator(cfg, info["tokenizer_path"], device, precision)
 
-    micro = cfg.train.global_batch_size // world
     stage_ends = np.cumsum(cfg.stage_samples()).tolist()
     t_start, base_wall = time.time(), state.wall_time_s
     window = {"t": time.time(), "samples": state.samples_seen}
@@ -116,18 +115,20 @@ def train_loop_per_worker(loop_config: dict) -> None:
         while state.stage < len(plan):
             stage = state.stage
             sp = plan[stage]
+            # h12 hook (stage batch): a stage may set its own global batch (CLIPA fine-tuning).
+            global_batch = cfg.stage_batch_size(stage)
+            micro = global_batch // world
             batches = stage_batches(state, stage, micro, cfg, rank)
             while state.stage == stage:
                 raw = next(batches)
-                lr = cosine_lr(state.samples_seen, cfg.train.lr, cfg.train.warmup_samples,
-                               cfg.train.samples_seen)
+                lr = lr_at(cfg, state.samples_seen)  # h12 hook: schedule.lr_at (lr rule, stages)
                 batch = make_batch(raw, cfg.stages[stage], sp, device, precision, mask_gen)
                 metrics = train_step(engine, batch, lr=lr, loss=cfg.train.loss)
                 before = state.samples_seen
                 state.step += 1
                 state.batch_in_epoch += 1
-                state.samples_seen += cfg.train.global_batch_size
-                state.compute += sp.train_flops_per_sample * cfg.train.global_batch_size
+                state.samples_seen += global_batch
+                state.compute += sp.train_flops_per_sample * global_batch
                 state.wall_time_s = base_wall + time.time() - t_start
                 last = state.samples_seen >= cfg.train.samples_seen
                 if state.samples_seen >= stage_ends[stage]:
