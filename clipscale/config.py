@@ -142,6 +142,9 @@ class TrainConfig(Strict):
     eps: float = Field(1e-6, gt=0)
     warmup_samples: int = Field(2_000, ge=0, description="Linear warmup length; cosine decay to 0 after it.")
     grad_clip: float = Field(1.0, ge=0, description="Gradient norm clip (0: off).")
+    accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches per optimizer step on each worker, with feature caching "
+                             "(train/accumulation.py): the loss still sees the whole global batch.")
     loss: Literal["softmax", "sigmoid"] = "softmax"
     zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage 0-3.")
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 on GPU, fp32 on CPU.")
@@ -168,6 +171,9 @@ class TrainConfig(Strict):
                              "with the global batch)")
         if self.global_batch_size % self.num_workers:
             raise ValueError(f"global_batch_size={self.global_batch_size} is not a multiple of num_workers={self.num_workers}")
+        if self.global_batch_size % (self.num_workers * self.accumulation_steps):
+            raise ValueError(f"global_batch_size={self.global_batch_size} is not a multiple of num_workers x "
+                             f"accumulation_steps={self.num_workers * self.accumulation_steps}")
         if self.samples_seen < self.global_batch_size:
             raise ValueError("samples_seen is smaller than one global batch")
         return self
@@ -241,9 +247,10 @@ class RunConfig(Strict):
                 raise ValueError(f"stages[{i}].text_tokens={st.text_tokens} exceeds the context length {ctx}")
         for i, st in enumerate(self.stages):
             b = st.global_batch_size
-            if b is not None and b % self.train.num_workers:
+            split = self.train.num_workers * self.train.accumulation_steps
+            if b is not None and b % split:
                 raise ValueError(f"stages[{i}].global_batch_size={b} is not a multiple of "
-                                 f"train.num_workers={self.train.num_workers}")
+                                 f"train.num_workers x train.accumulation_steps={split}")
         fixed = [s.samples for s in self.stages[:-1]]
         if any(s is None for s in fixed):
             raise ValueError("every stage but the last needs `samples`")

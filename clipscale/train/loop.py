@@ -14,6 +14,7 @@ import torch
 from clipscale.config import RunConfig
 from clipscale.results import append_rows, row_payload
 from clipscale.train import checkpoint as ckpt
+from clipscale.train.accumulation import accumulated_step
 from clipscale.train.attempts import record_attempt
 from clipscale.train.batches import make_batch
 from clipscale.train.engine import build_engine
@@ -123,7 +124,11 @@ def train_loop_per_worker(loop_config: dict) -> None:
                 raw = next(batches)
                 lr = lr_at(cfg, state.samples_seen)  # h12 hook: schedule.lr_at (lr rule, stages)
                 batch = make_batch(raw, cfg.stages[stage], sp, device, precision, mask_gen)
-                metrics = train_step(engine, batch, lr=lr, loss=cfg.train.loss)
+                if cfg.train.accumulation_steps > 1:  # h12 hook: feature-caching accumulation
+                    metrics = accumulated_step(engine, batch, cfg.train.accumulation_steps,
+                                               lr=lr, loss=cfg.train.loss)
+                else:
+                    metrics = train_step(engine, batch, lr=lr, loss=cfg.train.loss)
                 before = state.samples_seen
                 state.step += 1
                 state.batch_in_epoch += 1
