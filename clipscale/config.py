@@ -73,6 +73,9 @@ class ModelConfig(Strict):
     context_length: int | None = Field(None, ge=2, description="Text context length; default: the registry's.")
     text_pool: Literal["eot", "mean"] = Field("eot", description="Text pooling: the EOT token, or mean over non-pad tokens.")
     causal_text: bool = Field(True, description="Causal (CLIP) or bidirectional text attention.")
+    grad_checkpointing: bool = Field(
+        False, description="Activation checkpointing per transformer block (both towers): less "
+                           "activation memory for one extra forward of each block in backward.")
 
 
 class TokenizerConfig(Strict):
@@ -121,6 +124,10 @@ class StageConfig(Strict):
         return self
 
 
+COMPILE_ON_CPU = ("train.compile=true needs a GPU: on CPU torch.compile was measured not to help "
+                  "(benchmarks/compile_cpu.py); leave it off there")
+
+
 def lr_rule(lr: float | None, lr_per_256: float | None, global_batch_size: int) -> float:
     """The field's two conventions: an absolute lr (Meta CLIP, OpenCLIP) or an lr per 256 samples
     scaled linearly with the global batch (CLIPA: ``8e-6 * batch // 256``)."""
@@ -142,6 +149,9 @@ class TrainConfig(Strict):
     eps: float = Field(1e-6, gt=0)
     warmup_samples: int = Field(2_000, ge=0, description="Linear warmup length; cosine decay to 0 after it.")
     grad_clip: float = Field(1.0, ge=0, description="Gradient norm clip (0: off).")
+    compile: bool = Field(
+        False, description="torch.compile the two towers (GPU only: on CPU it was measured not to "
+                            "help, see benchmarks/compile_cpu.py).")
     accumulation_steps: int = Field(
         1, ge=1, description="Micro-batches per optimizer step on each worker, with feature caching "
                              "(train/accumulation.py): the loss still sees the whole global batch.")
@@ -166,6 +176,8 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _batch(self):
+        if self.compile and self.use_gpu is False:
+            raise ValueError(COMPILE_ON_CPU)
         if self.lr_per_256 is not None and "lr" in self.model_fields_set:
             raise ValueError("give lr or lr_per_256, not both (lr is absolute, lr_per_256 scales "
                              "with the global batch)")
