@@ -148,6 +148,12 @@ class TrainConfig(Strict):
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = Field(1e-6, gt=0)
     warmup_samples: int = Field(2_000, ge=0, description="Linear warmup length; cosine decay to 0 after it.")
+    schedule: Literal["cosine", "wsd"] = Field(
+        "cosine", description="cosine: warmup then cosine decay to 0 over the run; wsd: warmup, "
+                              "constant lr, then a cooldown to 0 over the last cooldown_share of the run.")
+    cooldown_share: float = Field(0.2, gt=0.0, le=1.0, description="wsd: share of the run spent cooling down.")
+    cooldown_shape: Literal["linear", "1-sqrt"] = Field(
+        "1-sqrt", description="wsd: cooldown shape (Hagele et al. 2024: 1-sqrt matches cosine best).")
     grad_clip: float = Field(1.0, ge=0, description="Gradient norm clip (0: off).")
     compile: bool = Field(
         False, description="torch.compile the two towers (GPU only: on CPU it was measured not to "
@@ -239,6 +245,9 @@ class RunConfig(Strict):
             spec = get_spec(self.model.name)
         except KeyError as e:  # pydantic reports ValueErrors with the field path
             raise ValueError(f"model.name: {e.args[0]}") from None
+        if self.train.schedule == "wsd" and any(st.own_schedule for st in self.stages):
+            raise ValueError("train.schedule=wsd runs one schedule over the whole run: a stage "
+                             "cannot set its own lr")
         ctx = self.model.context_length or spec.text.context_length
         patch = spec.image.patch_size
         for i, st in enumerate(self.stages):

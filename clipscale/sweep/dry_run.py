@@ -169,4 +169,6 @@ def dry_run(name: str, trials: list[tuple[Trial, RunConfig]], flops_per_s: float
     footer = (f"total compute {sum(e.compute for e in est):.3e} FLOPs; "
               f"estimated sweep time {human_time(total)} on this cluster")
     figures = {"trials": est, "concurrency": slots, "total_seconds": total, "device_flops": device_flops}
-    return "\n".join([header, "", format_table(est), "", footer]), figures
+    from clipscale.sweep.forks import dry_run_lines  # h12 hook: cooldown-fork compute
+    forks = dry_run_lines(trials, est)
+    return "\n".join([header, "", format_table(est), "", *forks, footer]), figures
