@@ -111,3 +111,24 @@ def test_accumulation_steps_must_divide_the_batch():
     from clipscale.train.deepspeed_config import deepspeed_config
     ds = deepspeed_config(TrainConfig(global_batch_size=64, num_workers=2, accumulation_steps=4), "fp32")
     assert (ds["train_micro_batch_size_per_gpu"], ds["gradient_accumulation_steps"]) == (8, 4)
+
+
+@pytest.mark.slow
+def test_a_run_with_two_accumulation_steps_lands_on_the_golden_curve(tiny_pool, tmp_path):
+    """The loop hook end to end (Ray Train, DeepSpeed gradient_accumulation_steps=2): feature
+    caching trains on the same loss as the reference run, so it ends on its golden curve."""
+    import json
+    from pathlib import Path
+
+    from test_train import run_cli, tiny_config, write_yaml
+
+    from clipscale.results import read_results
+
+    cfg = write_yaml(tiny_config(tiny_pool, tmp_path, "accum", accumulation_steps=2),
+                     tmp_path / "accum.yaml")
+    assert run_cli(["train", str(cfg)]).wait(timeout=600) == 0
+    repo = Path(__file__).resolve().parents[1]
+    golden = json.loads((repo / "tests" / "assets" / "losses" / "tiny_s_zero2.json").read_text())
+    df = read_results(tmp_path / "results")
+    assert list(df["samples_seen"]) == golden["samples_seen"]
+    assert df["loss"].tolist() == pytest.approx(golden["loss"], rel=2e-3)
