@@ -124,8 +124,9 @@ class StageConfig(Strict):
         return self
 
 
-COMPILE_ON_CPU = ("train.compile=true needs a GPU: on CPU torch.compile was measured not to help "
-                  "(benchmarks/compile_cpu.py); leave it off there")
+COMPILE_ON_CPU = ("train.compile=true needs a GPU: on CPU torch.compile was measured not to pay "
+                  "off (benchmarks/compile_cpu.py: 5% faster steps after 745 s of compiling, "
+                  "break-even after ~19,000 steps); leave it off there")
 
 
 def lr_rule(lr: float | None, lr_per_256: float | None, global_batch_size: int) -> float:
@@ -157,7 +158,7 @@ class TrainConfig(Strict):
     grad_clip: float = Field(1.0, ge=0, description="Gradient norm clip (0: off).")
     compile: bool = Field(
         False, description="torch.compile the two towers (GPU only: on CPU it was measured not to "
-                            "help, see benchmarks/compile_cpu.py).")
+                            "pay off, see benchmarks/compile_cpu.py).")
     accumulation_steps: int = Field(
         1, ge=1, description="Micro-batches per optimizer step on each worker, with feature caching "
                              "(train/accumulation.py): the loss still sees the whole global batch.")
