@@ -67,6 +67,9 @@ class ModelConfig(Strict):
     context_length: int | None = Field(None, ge=2, description="Text context length; default: the registry's.")
     text_pool: Literal["eot", "mean"] = Field("eot", description="Text pooling: the EOT token, or mean over non-pad tokens.")
     causal_text: bool = Field(True, description="Causal (CLIP) or bidirectional text attention.")
+    grad_checkpointing: bool = Field(
+        False, description="Activation checkpointing per transformer block (both towers): less "
+                           "activation memory for one extra forward of each block in backward.")
 
 
 class TokenizerConfig(Strict):
@@ -86,6 +89,25 @@ class StageConfig(Strict):
     image_keep: float = Field(1.0, gt=0.0, le=1.0, description="Share of patch tokens kept by a mask reduction.")
     text_tokens: int | None = Field(None, ge=2, description="Text tokens fed to the text tower; default: the context length.")
     text_reduction: TextReduction = Field(TextReduction.TRUNCATE, description="How text is cut to text_tokens.")
+    # A stage that sets its own optimisation (CLIPA's fine-tuning is a separate run with its own
+    # batch, lr and warmup) gets its own warmup + decay over its own samples; see
+    # docs/recipes.md. Unset: the run-wide train.* values and one schedule over the whole run.
+    global_batch_size: int | None = Field(None, gt=0, description="This stage's global batch; default: train.global_batch_size.")
+    lr: float | None = Field(None, gt=0, description="This stage's peak lr, absolute (exclusive with lr_per_256).")
+    lr_per_256: float | None = Field(None, gt=0, description="This stage's peak lr per 256 samples of its global batch.")
+    warmup_samples: int | None = Field(None, ge=0, description="This stage's warmup; default: train.warmup_samples.")
+
+    @property
+    def own_schedule(self) -> bool:
+        return self.lr is not None or self.lr_per_256 is not None
+
+    @model_validator(mode="after")
+    def _one_lr_rule(self):
+        if self.lr is not None and self.lr_per_256 is not None:
+            raise ValueError("give lr or lr_per_256, not both")
+        if self.warmup_samples is not None and not self.own_schedule:
+            raise ValueError("warmup_samples on a stage needs the stage's own lr or lr_per_256")
+        return self
 
     @model_validator(mode="after")
     def _mask_needs_keep(self):
@@ -96,15 +118,44 @@ class StageConfig(Strict):
         return self
 
 
+COMPILE_ON_CPU = ("train.compile=true needs a GPU: on CPU torch.compile was measured not to pay "
+                  "off (benchmarks/compile_cpu.py: 5% faster steps after 745 s of compiling, "
+                  "break-even after ~19,000 steps); leave it off there")
+
+
+def lr_rule(lr: float | None, lr_per_256: float | None, global_batch_size: int) -> float:
+    """The field's two conventions: an absolute lr (Meta CLIP, OpenCLIP) or an lr per 256 samples
+    scaled linearly with the global batch (CLIPA: ``8e-6 * batch // 256``)."""
+    if lr_per_256 is not None:
+        return lr_per_256 * global_batch_size / 256
+    assert lr is not None
+    return lr
+
+
 class TrainConfig(Strict):
     samples_seen: int = Field(20_000, gt=0, description="Training length in samples seen (all stages).")
     global_batch_size: int = Field(128, gt=0, description="Samples per optimizer step over all workers.")
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate, absolute (exclusive with lr_per_256).")
+    lr_per_256: float | None = Field(
+        None, gt=0, description="Peak learning rate per 256 samples of global batch (CLIPA's rule: "
+                                "lr = lr_per_256 * global_batch_size / 256); exclusive with lr.")
     weight_decay: float = Field(0.1, ge=0)
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = Field(1e-6, gt=0)
     warmup_samples: int = Field(2_000, ge=0, description="Linear warmup length; cosine decay to 0 after it.")
+    schedule: Literal["cosine", "wsd"] = Field(
+        "cosine", description="cosine: warmup then cosine decay to 0 over the run; wsd: warmup, "
+                              "constant lr, then a cooldown to 0 over the last cooldown_share of the run.")
+    cooldown_share: float = Field(0.2, gt=0.0, le=1.0, description="wsd: share of the run spent cooling down.")
+    cooldown_shape: Literal["linear", "1-sqrt"] = Field(
+        "1-sqrt", description="wsd: cooldown shape (Hagele et al. 2024: 1-sqrt matches cosine best).")
     grad_clip: float = Field(1.0, ge=0, description="Gradient norm clip (0: off).")
+    compile: bool = Field(
+        False, description="torch.compile the two towers (GPU only: on CPU it was measured not to "
+                            "pay off, see benchmarks/compile_cpu.py).")
+    accumulation_steps: int = Field(
+        1, ge=1, description="Micro-batches per optimizer step on each worker, with feature caching "
+                             "(train/accumulation.py): the loss still sees the whole global batch.")
     loss: LossKind = LossKind.SOFTMAX
     zero_stage: int = Field(2, ge=0, le=3, description="DeepSpeed ZeRO stage 0-3.")
     precision: Precision = Field(Precision.AUTO, description="auto: bf16 on GPU, fp32 on CPU.")
@@ -121,10 +172,23 @@ class TrainConfig(Strict):
     trial_driver_resource: str | None = Field(None, description="Sweeps: the Ray resource that places each trial's driver; default (None) the head node, 'any' anywhere, or a custom resource you gave the nodes that should host drivers.")
     seed: int = 0
 
+    @property
+    def peak_lr(self) -> float:
+        """The effective peak lr: ``lr``, or ``lr_per_256`` scaled by the global batch."""
+        return lr_rule(self.lr, self.lr_per_256, self.global_batch_size)
+
     @model_validator(mode="after")
     def _batch(self):
+        if self.compile and self.use_gpu is False:
+            raise ValueError(COMPILE_ON_CPU)
+        if self.lr_per_256 is not None and "lr" in self.model_fields_set:
+            raise ValueError("give lr or lr_per_256, not both (lr is absolute, lr_per_256 scales "
+                             "with the global batch)")
         if self.global_batch_size % self.num_workers:
             raise ValueError(f"global_batch_size={self.global_batch_size} is not a multiple of num_workers={self.num_workers}")
+        if self.global_batch_size % (self.num_workers * self.accumulation_steps):
+            raise ValueError(f"global_batch_size={self.global_batch_size} is not a multiple of num_workers x "
+                             f"accumulation_steps={self.num_workers * self.accumulation_steps}")
         if self.samples_seen < self.global_batch_size:
             raise ValueError("samples_seen is smaller than one global batch")
         return self
@@ -178,6 +242,9 @@ class RunConfig(Strict):
             spec = get_spec(self.model.name)
         except KeyError as e:  # pydantic reports ValueErrors with the field path
             raise ValueError(f"model.name: {e.args[0]}") from None
+        if self.train.schedule == "wsd" and any(st.own_schedule for st in self.stages):
+            raise ValueError("train.schedule=wsd runs one schedule over the whole run: a stage "
+                             "cannot set its own lr")
         ctx = self.model.context_length or spec.text.context_length
         patch = spec.image.patch_size
         for i, st in enumerate(self.stages):
@@ -196,6 +263,12 @@ class RunConfig(Strict):
                     raise ValueError(f"stages[{i}].image_keep={st.image_keep}: {e}") from None
             if st.text_tokens is not None and st.text_tokens > ctx:
                 raise ValueError(f"stages[{i}].text_tokens={st.text_tokens} exceeds the context length {ctx}")
+        for i, st in enumerate(self.stages):
+            b = st.global_batch_size
+            split = self.train.num_workers * self.train.accumulation_steps
+            if b is not None and b % split:
+                raise ValueError(f"stages[{i}].global_batch_size={b} is not a multiple of "
+                                 f"train.num_workers x train.accumulation_steps={split}")
         fixed = [s.samples for s in self.stages[:-1]]
         if any(s is None for s in fixed):
             raise ValueError("every stage but the last needs `samples`")
@@ -221,6 +294,16 @@ class RunConfig(Strict):
         """Samples seen in each stage (the last stage takes the remainder)."""
         fixed = [s.samples for s in self.stages[:-1]]
         return fixed + [self.train.samples_seen - sum(fixed)]
+
+    def stage_batch_size(self, i: int) -> int:
+        return self.stages[i].global_batch_size or self.train.global_batch_size
+
+    def stage_peak_lr(self, i: int) -> float:
+        """Stage ``i``'s effective peak lr: its own rule if it has one, else the run's."""
+        st = self.stages[i]
+        if st.own_schedule:
+            return lr_rule(st.lr, st.lr_per_256, self.stage_batch_size(i))
+        return self.train.peak_lr
 
 
 # ---------------------------------------------------------------------------- loading

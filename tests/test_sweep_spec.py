@@ -134,8 +134,8 @@ def test_repository_sweeps_validate_and_dry_run():
         assert figures["total_seconds"] > 0
     _, _, (( _, clipa),) = load_trials(root / "clipa_v2_h14.yaml")
     pre, fine = plan_run(clipa)
-    assert (pre.samples, pre.image_size, pre.image_tokens, pre.text_tokens) == (12_800_000_000, 84, 36, 8)
-    assert (fine.samples, fine.image_size, fine.image_tokens) == (512_000_000, 224, 256)
+    assert (pre.samples, pre.image_size, pre.image_tokens, pre.text_tokens) == (12_811_632_640, 84, 36, 8)
+    assert (fine.samples, fine.image_size, fine.image_tokens) == (524_288_000, 224, 179)  # 30% masked
 
 
 def test_a_num_workers_axis_sizes_concurrency_per_trial(tmp_path):

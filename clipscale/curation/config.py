@@ -49,6 +49,10 @@ class CurationConfig(BaseModel):
     captions_field: str = Field(
         "captions", description="json field with further captions of the same image (a list of "
                                 "strings); one matched caption per image is picked at random.")
+    entry_punctuation: Literal["wrap", "metaclip"] = Field(
+        "wrap", description="Entries holding , . ; : ? ! or a backtick: wrap (default) spaces those "
+                            "marks as captions are spaced, so 'St. Louis' can match; metaclip pads "
+                            "entries as written, as Meta CLIP 2's code does, so they never match.")
     workers: int = Field(2, ge=1, description="Ray Data actors (each builds its automata once).")
     cpus_per_worker: float = Field(
         1.0, gt=0.0, description="CPUs each actor reserves; below 1 to leave room on tiny machines.")
@@ -74,6 +78,9 @@ class CurationConfig(BaseModel):
         shards; another one must not mix its outputs with them."""
         fields = self.model_dump(exclude={"output", "workers", "cpus_per_worker", "num_cpus",
                                           "overwrite", "input"})
+        if fields["entry_punctuation"] == "wrap":
+            # The default is how every earlier curation matched: its fingerprint stays the same.
+            del fields["entry_punctuation"]
         blob = json.dumps({"config": fields, "metadata": metadata}, sort_keys=True,
                           ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

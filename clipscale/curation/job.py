@@ -59,11 +59,12 @@ class _CountActor:
     whole life (built on the language's first caption), across every shard it is given."""
 
     def __init__(self, output: str, metadata_dir: str, languages, add_numbers: bool,
-                 trust_json_language: bool, lid_max_chars: int, lid_languages, captions_field: str):
+                 trust_json_language: bool, lid_max_chars: int, lid_languages, captions_field: str,
+                 entry_punctuation: str = "wrap"):
         self.layout = _Layout(output)
         metadata = load_metadata(metadata_dir, languages, add_numbers)
         self.matcher = CaptionMatcher(metadata, trust_json_language, lid_max_chars, captions_field,
-                                      lid_languages)
+                                      lid_languages, entry_punctuation)
 
     def __call__(self, batch: dict) -> dict:
         return {"result": np.array([json.dumps(self.one(str(s))) for s in batch["shard"]], dtype=object)}
@@ -199,7 +200,8 @@ def run_curation(cfg: CurationConfig, progress: bool = True) -> dict:
         output=str(layout.root), metadata_dir=str(Path(cfg.metadata).absolute()),
         languages=list(metadata), add_numbers=cfg.add_numbers,
         trust_json_language=cfg.trust_json_language, lid_max_chars=cfg.lid_max_chars,
-        lid_languages=cfg.lid_languages, captions_field=cfg.captions_field),
+        lid_languages=cfg.lid_languages, captions_field=cfg.captions_field,
+        entry_punctuation=cfg.entry_punctuation),
         cfg, "count", progress, counts, "counts")
     counted = [r["shard"] for r in count_results if "error" not in r]
     t_lang, english_tail_share, t_en = language_thresholds(

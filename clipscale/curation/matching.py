@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import string
 import unicodedata
-from typing import Sequence
+from typing import Literal, Sequence
 
 import ahocorasick
 
@@ -40,6 +40,23 @@ _UNSPACED_RANGES = (
 )
 _ASCII_PUNCTUATION = frozenset(string.punctuation)
 
+# How an entry holding one of WRAPPED_PUNCTUATION becomes a key (`curation.entry_punctuation`):
+# "wrap" puts its inside through the caption's wrapping so it can match; "metaclip" pads the
+# entry as written, as Meta CLIP 2's get_spaced_metadata does, so it never matches.
+EntryPunctuation = Literal["wrap", "metaclip"]
+ENTRY_PUNCTUATION_MODES: tuple[str, ...] = ("wrap", "metaclip")
+
+# Meta CLIP 2's own side test (metaclip/curation/substr_matching.py, is_cjk_or_similar): its
+# script ranges (no kana, no Myanmar/Khmer extensions) and its punctuation, which is ASCII
+# punctuation plus this fixed list of full-width marks rather than Unicode category P.
+_METACLIP_RANGES = (
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0x2CEB0, 0x2EBEF), (0xF900, 0xFAFF),
+    (0x2E80, 0x2EFF), (0x2F00, 0x2FDF), (0x2FF0, 0x2FFF),
+    (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x0F00, 0x0FFF),
+)
+_METACLIP_EXTRA_PUNCTUATION = frozenset("，。、；：？！“”‘’（）【】《》〈〉「」『』～—")
+
 
 def is_punctuation(char: str) -> bool:
     """ASCII punctuation (which includes symbols such as ``$`` and ``+``) or Unicode category P."""
@@ -56,6 +73,13 @@ def needs_no_pad(char: str) -> bool:
     return is_unspaced_script(char) or is_punctuation(char)
 
 
+def metaclip_needs_no_pad(char: str) -> bool:
+    """Meta CLIP 2's ``is_cjk_or_similar``: its unspaced-script ranges or its punctuation."""
+    cp = ord(char)
+    return (any(lo <= cp <= hi for lo, hi in _METACLIP_RANGES) or char in _ASCII_PUNCTUATION
+            or char in _METACLIP_EXTRA_PUNCTUATION)
+
+
 def wrap_punctuation(text: str) -> str:
     for mark in WRAPPED_PUNCTUATION:
         text = text.replace(mark, f" {mark} ")
@@ -70,10 +94,14 @@ def normalize_caption(text: str) -> str:
     return wrap_punctuation(f" {text} ")
 
 
-def pad_entry(entry: str) -> str:
+def pad_entry(entry: str, entry_punctuation: EntryPunctuation = "wrap") -> str:
     """The key an entry is searched under.
 
-    Each side gets a space unless its character is an unspaced script or punctuation. The entry's
+    ``metaclip``: Meta CLIP 2's get_spaced_metadata exactly: the entry as written, each side
+    padded unless ``metaclip_needs_no_pad``; an entry holding ``, . ; : ? !`` or the backtick
+    therefore never matches a normalised caption.
+
+    ``wrap`` (default): each side gets a space unless its character is an unspaced script or punctuation. The entry's
     inside goes through the same punctuation wrapping as captions: a caption never contains a bare
     ``.`` (normalisation always spaces it), so an entry like ``St. Louis`` padded as-is could never
     match; wrapped, it matches exactly where the caption has ``St. Louis``. Which sides are padded
@@ -81,6 +109,16 @@ def pad_entry(entry: str) -> str:
     """
     if not entry:
         raise ValueError("empty metadata entry")
+    if entry_punctuation == "metaclip":
+        key = entry
+        if not metaclip_needs_no_pad(entry[0]):
+            key = " " + key
+        if not metaclip_needs_no_pad(entry[-1]):
+            key = key + " "
+        return key
+    if entry_punctuation != "wrap":
+        raise ValueError(f"entry_punctuation must be one of {ENTRY_PUNCTUATION_MODES}, "
+                         f"got {entry_punctuation!r}")
     key = wrap_punctuation(entry)
     if not needs_no_pad(entry[0]):
         key = " " + key
@@ -89,12 +127,14 @@ def pad_entry(entry: str) -> str:
     return key
 
 
-def build_automaton(entries: Sequence[str]) -> ahocorasick.Automaton:
+def build_automaton(entries: Sequence[str],
+                    entry_punctuation: EntryPunctuation = "wrap") -> ahocorasick.Automaton:
     """One automaton per language; values are lists of entry ids because a raw list may hold an
-    entry twice, and every id must count."""
+    entry twice, and every id must count (Meta CLIP keeps the last id of a repeated key; the
+    metadata loader drops repeats, so curation never sees the difference)."""
     automaton = ahocorasick.Automaton()
     for entry_id, entry in enumerate(entries):
-        key = pad_entry(entry)
+        key = pad_entry(entry, entry_punctuation)
         ids = automaton.get(key, None)
         if ids is None:
             automaton.add_word(key, [entry_id])

@@ -60,8 +60,9 @@ class CaptionMatcher:
 
     def __init__(self, metadata: dict[str, list[str]], trust_json_language: bool = True,
                  lid_max_chars: int = 2000, captions_field: str = "captions",
-                 lid_languages: list[str] | None = None):
+                 lid_languages: list[str] | None = None, entry_punctuation: str = "wrap"):
         self.metadata = metadata
+        self.entry_punctuation = entry_punctuation
         self.trust_json_language = trust_json_language
         self.captions_field = captions_field
         self.lid = LanguageIdentifier(lid_max_chars, lid_languages)
@@ -69,7 +70,7 @@ class CaptionMatcher:
 
     def automaton(self, lang: str):
         if lang not in self.automata:
-            self.automata[lang] = build_automaton(self.metadata[lang])
+            self.automata[lang] = build_automaton(self.metadata[lang], self.entry_punctuation)
         return self.automata[lang]
 
     def caption_rows(self, sample: Sample) -> list[dict]:
@@ -198,9 +199,9 @@ def _curated_sample(sample: Sample, rows: list[dict], chosen: int, mode: str, se
                             "lid_confidence": row["lid_confidence"], "lid_source": row["lid_source"]}
         text = captions[chosen]
     else:
-        # Online: every matched caption's keep probability is stored so a consumer can re-draw per
-        # epoch (sampling.online_caption). The training stream does not re-draw yet: it reads the
-        # shard's caption as written (docs/curation.md, step 6).
+        # Online: every matched sample is written with its keep probabilities; the per-epoch
+        # draw over them is train/online_curation.py's (not yet fed into the training stream,
+        # see README "Online curation in training").
         meta["language"] = rows[0]["language"] or row["language"]
         meta["curation"] = {"keep_probs": [r["keep_prob"] for r in rows],
                             "languages": [r["language"] for r in rows],

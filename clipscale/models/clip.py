@@ -39,6 +39,11 @@ class CLIP(nn.Module):
         self.logit_scale = nn.Parameter(torch.full((1,), float(scale)))
         self.logit_bias = nn.Parameter(torch.full((1,), float(bias))) if bias is not None else None
 
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Checkpoint every transformer block of both towers (open_clip's --grad-checkpointing)."""
+        self.visual.transformer.grad_checkpointing = enable
+        self.text.transformer.grad_checkpointing = enable
+
     def encode_image(self, images: torch.Tensor, patch_keep: torch.Tensor | None = None,
                      normalize: bool = True) -> torch.Tensor:
         features = self.visual(images, patch_keep=patch_keep)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 class Attention(nn.Module):
@@ -41,10 +42,17 @@ class Transformer(nn.Module):
         super().__init__()
         self.width = width
         self.blocks = nn.ModuleList(Block(width, heads, mlp_width) for _ in range(layers))
+        # Activation checkpointing per block (model.grad_checkpointing): only each block's input
+        # is kept for backward; the block's inside is recomputed then (one extra block forward).
+        self.grad_checkpointing = False
 
     def forward(self, x, attn_mask=None, is_causal=False):
         for block in self.blocks:
-            x = block(x, attn_mask=attn_mask, is_causal=is_causal)
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                # Non-reentrant: works with inputs that need no grad and with ZeRO-3's hooks.
+                x = checkpoint(block, x, attn_mask=attn_mask, is_causal=is_causal, use_reentrant=False)
+            else:
+                x = block(x, attn_mask=attn_mask, is_causal=is_causal)
         return x
 
     @torch.no_grad()

@@ -88,7 +88,8 @@ def estimate(trial: Trial, cfg: RunConfig, device_flops: float, use_gpu: bool,
     seconds = compute / (devices * device_flops * utilisation) + startup_s
     stages = " | ".join(
         f"{p.image_size}px {p.image_tokens}img/{p.text_tokens}txt "
-        f"{st.image_reduction}/{st.text_reduction} x{p.samples:,}"
+        f"{st.image_reduction}/{st.text_reduction} x{p.samples:,} "
+        f"batch {cfg.stage_batch_size(p.index):,} lr {cfg.stage_peak_lr(p.index):.4g}"
         for p, st in zip(plans, cfg.stages))
     return TrialEstimate(trial, param_counts(model_spec(cfg))["total"], stages,
                          compute / cfg.train.samples_seen, compute, seconds)
@@ -158,4 +159,6 @@ def dry_run(sweep: Sweep, flops_per_s: float | None = None,
     footer = (f"total compute {sum(e.compute for e in est):.3e} FLOPs; "
               f"estimated sweep time {human_time(total)} on this cluster")
     figures = {"trials": est, "concurrency": slots, "total_seconds": total, "device_flops": device_flops}
-    return "\n".join([header, "", format_table(est), "", footer]), figures
+    from clipscale.sweep.forks import dry_run_lines  # h12 hook: cooldown-fork compute
+    forks = dry_run_lines(trials, est)
+    return "\n".join([header, "", format_table(est), "", *forks, footer]), figures

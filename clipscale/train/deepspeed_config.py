@@ -18,7 +18,9 @@ def deepspeed_config(train: TrainConfig, precision: Precision) -> dict:
     """ZeRO stage, batch sizes, clipping and precision. The optimizer and LR schedule are ours
     (torch AdamW as DeepSpeed's client optimizer, LR set per step from samples seen), so they
     are not in this dict."""
-    micro = train.global_batch_size // train.num_workers
+    # With feature-caching accumulation (train/accumulation.py) DeepSpeed sees k micro-steps per
+    # optimizer step and steps the optimizer after the k-th.
+    micro = train.global_batch_size // (train.num_workers * train.accumulation_steps)
     zero: dict = {"stage": train.zero_stage}
     if train.zero_stage >= 2:
         zero.update(overlap_comm=False, contiguous_gradients=True, reduce_bucket_size=5e7)
@@ -27,7 +29,7 @@ def deepspeed_config(train: TrainConfig, precision: Precision) -> dict:
     return {
         "train_batch_size": train.global_batch_size,
         "train_micro_batch_size_per_gpu": micro,
-        "gradient_accumulation_steps": 1,
+        "gradient_accumulation_steps": train.accumulation_steps,
         "gradient_clipping": train.grad_clip,
         "zero_optimization": zero,
         "bf16": {"enabled": precision == Precision.BF16},

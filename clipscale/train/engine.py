@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from clipscale.config import RunConfig
+from clipscale.config import COMPILE_ON_CPU, RunConfig
 from clipscale.train.deepspeed_config import deepspeed_config, resolve_precision
 from clipscale.train.plan import model_spec
 
@@ -42,8 +42,16 @@ def build_engine(cfg: RunConfig, vocab_size: int, world: int):
         skip_cpu_shm_build()
     precision = resolve_precision(cfg.train, on_gpu)
     model = CLIP(model_spec(cfg, vocab_size=vocab_size), loss=cfg.train.loss)
+    if cfg.model.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    if cfg.train.compile:
+        if not on_gpu:  # use_gpu: auto landed on a CPU worker
+            raise ValueError(COMPILE_ON_CPU)
+        # In place (nn.Module.compile): parameter names, and so checkpoints, stay the same.
+        model.visual.compile()
+        model.text.compile()
     params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.train.weight_decay), lr=cfg.train.lr,
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.train.weight_decay), lr=cfg.train.peak_lr,
                                   betas=tuple(cfg.train.betas), eps=cfg.train.eps)
     engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer,
                                       config=deepspeed_config(cfg.train, precision),

@@ -92,10 +92,11 @@ def run(loop: Loop, state: ckpt.TrainState) -> str:
     non-finite loss stops the run after a FAILED row (see ``report``): replaying the same
     batches from the last checkpoint would diverge again, so it is not an error to retry."""
     clock = Throughput(state)
-    global_batch = loop.contract.run.train.global_batch_size
     try:
         while state.stage < len(loop.plan):
             stage = state.stage
+            # a stage may set its own global batch (CLIPA's fine-tuning stage; docs/recipes.md)
+            global_batch = loop.contract.run.stage_batch_size(stage)
             batches = loop.batches(state, stage)
             while state.stage == stage:
                 batch = next(batches)

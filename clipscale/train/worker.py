@@ -19,7 +19,7 @@ from clipscale.train.contract import RunContract
 from clipscale.train.engine import build_engine
 from clipscale.train.loop import Loop, run
 from clipscale.train.plan import plan_run
-from clipscale.train.schedule import cosine_lr
+from clipscale.train.schedule import lr_at
 from clipscale.train.step import train_step
 
 CONTRACT_KEY = "contract"  # the one key of TorchTrainer's train_loop_config
@@ -46,6 +46,14 @@ def stage_batches(state: ckpt.TrainState, stage: int, micro: int, contract: RunC
                                "rows per worker; add shards or lower train.global_batch_size")
         state.epoch += 1
         state.batch_in_epoch = 0
+
+
+def step_function(cfg):
+    """The optimizer step: plain, or with feature-caching accumulation (train/accumulation.py)."""
+    if cfg.train.accumulation_steps > 1:
+        from clipscale.train.accumulation import accumulated_step
+        return partial(accumulated_step, steps=cfg.train.accumulation_steps, loss=cfg.train.loss)
+    return partial(train_step, loss=cfg.train.loss)
 
 
 def finite_on_every_rank(value: float, device) -> bool:
@@ -105,9 +113,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
         from clipscale.train.evaluator import Evaluator
         evaluator = Evaluator(cfg, contract.tokenizer_path, engine.device, precision)
 
-    micro = cfg.train.global_batch_size // world
-
     def batches(state: ckpt.TrainState, stage: int):
+        micro = cfg.stage_batch_size(stage) // world  # a stage may set its own global batch
         for raw in stage_batches(state, stage, micro, contract, rank):
             yield make_batch(raw, cfg.stages[stage], plan[stage], engine.device, precision, rng.mask)
 
@@ -115,9 +122,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     try:
         run(Loop(contract=contract, engine=engine, plan=plan,
                  cadence=Cadence.from_config(cfg, evaluator is not None),
-                 batches=batches, step=partial(train_step, loss=cfg.train.loss),
-                 schedule=partial(cosine_lr, base_lr=cfg.train.lr, warmup_samples=cfg.train.warmup_samples,
-                                  total_samples=cfg.train.samples_seen),
+                 batches=batches, step=step_function(cfg), schedule=partial(lr_at, cfg),
                  publish=partial(publish_to_ray, run_dir=cfg.run_dir, rank=rank, world=world),
                  rng=rng, evaluator=evaluator, tracker=tracker, rank=rank, params=params,
                  finite_everywhere=partial(finite_on_every_rank, device=engine.device),

@@ -96,3 +96,53 @@ def test_automaton_agrees_with_the_naive_loop_over_entries():
         caption = "".join(rng.choice(words) + rng.choice(["", " ", ", ", ". ", "\n"])
                           for _ in range(rng.randint(0, 8)))
         assert match_entries(automaton, caption) == match_entries_naive(padded, caption)
+
+
+def metaclip_matches(entries, caption):
+    return [entries[i] for i in match_entries(build_automaton(entries, "metaclip"), caption)]
+
+
+def test_wrap_mode_is_the_default_and_lets_entries_with_marks_match():
+    entries = ["St. Louis", "U.S.", "e.g.", "cat"]
+    caption = "St. Louis, the U.S. e.g. a cat"
+    assert build_automaton(entries, "wrap").get(pad_entry("St. Louis")) == [0]
+    assert matches(entries, caption) == entries
+    assert [entries[i] for i in match_entries(build_automaton(entries, "wrap"), caption)] == entries
+
+
+def test_metaclip_mode_pads_entries_as_written_so_marked_entries_never_match():
+    # Meta CLIP 2's get_spaced_metadata: no wrapping inside the entry.
+    assert pad_entry("St. Louis", "metaclip") == " St. Louis "
+    assert pad_entry("U.S.", "metaclip") == " U.S."        # '.' side is not padded
+    entries = ["St. Louis", "U.S.", "1,000", "e.g.", "cat"]
+    caption = "St. Louis, the U.S. over 1,000 cats, e.g. a cat"
+    assert metaclip_matches(entries, caption) == ["cat"]
+    # Without marks both modes agree.
+    assert metaclip_matches(["red apple", "pie"], "a red apple pie") == ["red apple", "pie"]
+
+
+def test_metaclip_mode_uses_meta_clip_2s_side_rules():
+    # Kana is not in Meta CLIP 2's unspaced ranges: padded, so it cannot match inside text.
+    assert pad_entry("ねこ", "metaclip") == " ねこ "
+    assert metaclip_matches(["ねこ"], "かわいいねこ") == []
+    assert pad_entry("猫", "metaclip") == "猫"
+    # Its punctuation is ASCII plus a fixed full-width list, not Unicode category P.
+    assert pad_entry("«chat»", "metaclip") == " «chat» "
+    assert pad_entry("「猫」", "metaclip") == "「猫」"
+    assert pad_entry("C++", "metaclip") == " C++"
+
+
+def test_unknown_entry_punctuation_mode_is_refused():
+    with pytest.raises(ValueError, match="entry_punctuation"):
+        pad_entry("cat", "loose")
+
+
+def test_curation_config_entry_punctuation_field(tmp_path):
+    from clipscale.config import ConfigError
+    from clipscale.curation.config import build_curation_config
+    base = {"input": "in", "output": "out", "metadata": "m"}
+    assert build_curation_config(base).entry_punctuation == "wrap"
+    cfg = build_curation_config(dict(base, entry_punctuation="metaclip"))
+    assert cfg.fingerprint({}) != build_curation_config(base).fingerprint({})
+    with pytest.raises(ConfigError, match="entry_punctuation"):
+        build_curation_config(dict(base, entry_punctuation="loose"))
