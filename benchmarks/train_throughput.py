@@ -12,6 +12,7 @@ On a GPU it reports bf16 throughput and MFU for ViT-B-16 against the card's bf16
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -26,6 +27,7 @@ from clipscale.models.registry import get_spec
 from clipscale.sweep.catalog import ACCELERATORS, accelerator_from_product
 from clipscale.train.loss import clip_softmax_loss
 
+REPO = Path(__file__).resolve().parents[1]
 
 
 def matmul_peak(n: int = 2048, iters: int = 10, dtype=torch.float32, device="cpu") -> float:
@@ -96,46 +98,132 @@ def cpu_table(repeats: int) -> list[dict]:
     return rows
 
 
-def ray_comparison(samples_seen: int) -> None:
-    """A real 2-worker run of `tiny` (ZeRO-2) and Ray Data's delivery rate on the same pool."""
+def plain_rate(model: str, image_size: int, text_tokens: int, batch: int, steps: int) -> float:
+    """Samples/s of clipscale's own step (``train_step`` on a ``PlainEngine``: the run's model,
+    loss, AdamW and clipping) in this one process on every core, on pre-decoded tensors: the
+    ceiling the distributed path is held to."""
     from clipscale.config import build_run_config
-    from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
-    from clipscale.data.shards import list_shards
-    from clipscale.ray_setup import init_ray
-    from clipscale.train.data import skip_counter, train_dataset
-    from clipscale.train.launch import train
+    from clipscale.train.engine import build_plain_engine
+    from clipscale.train.step import Batch, train_step
 
-    work = Path(tempfile.mkdtemp(prefix="clipscale-bench-"))
-    generate_pool(EmojiWorldConfig(num_samples=4000, samples_per_shard=500, num_concepts=60, eval_num_classes=30), work, progress=False)
-    cfg = build_run_config({
-        "name": "bench", "output_dir": str(work / "runs"), "data": {"train_shards": str(work / "pool")},
-        "model": {"name": "tiny"}, "tokenizer": {"vocab_size": 1024},
-        "stages": [{"image_size": 64, "text_tokens": 32}],
-        "train": {"samples_seen": samples_seen, "global_batch_size": 128, "num_workers": 2,
-                  "zero_stage": 2, "checkpoint_every_samples": samples_seen, "max_failures": 0},
-        "logging": {"wandb_mode": "disabled"}})
-    t = time.perf_counter()
-    result = train(cfg)
-    total = time.perf_counter() - t
-    train_wall = result.metrics["wall_time_s"]
-    consume = samples_seen / train_wall
-    print(f"\nRay Train, tiny, 2 workers, ZeRO-2, fp32/gloo: {samples_seen} samples in {train_wall:.1f}s "
-          f"of training loop ({total:.1f}s with Ray and worker start-up): {consume:.0f} samples/s")
-
-    init_ray(use_gpu=False)
-    info = __import__("json").loads((Path(cfg.run_dir) / "run_info.json").read_text())
-    skip_counter("bench-delivery")
-    ds = train_dataset(list_shards(work / "pool"), tokenizer_path=info["tokenizer_path"], image_size=64,
-                       context_length=32, counter_name="bench-delivery", read_parallelism=2)
-    rates = []
+    cfg = build_run_config({"data": {"train_shards": "unused"}, "model": {"name": model},
+                            "stages": [{"image_size": image_size, "text_tokens": text_tokens}],
+                            "train": {"global_batch_size": batch, "num_workers": 1}})
+    vocab = get_spec(model).text.vocab_size
+    engine, _, _ = build_plain_engine(cfg, vocab)
+    g = torch.Generator().manual_seed(0)
+    b = Batch(images=torch.randn(batch, 3, image_size, image_size, generator=g),
+              tokens=torch.randint(4, vocab, (batch, text_tokens), generator=g))
     for _ in range(3):
-        t, n = time.perf_counter(), 0
-        for b in ds.iter_batches(batch_size=128, batch_format="numpy"):
-            n += len(b["tokens"])
-        rates.append(n / (time.perf_counter() - t))
-    deliver = statistics.median(rates)
-    print(f"Ray Data delivery (read + decode + resize + tokenize, 2 tasks): median {deliver:.0f} rows/s "
-          f"over 3 epochs = {deliver / consume:.1f}x the training consumption rate")
+        train_step(engine, b, lr=1e-3, loss="softmax")
+    t = time.perf_counter()
+    for _ in range(steps):
+        train_step(engine, b, lr=1e-3, loss="softmax")
+    return batch * steps / (time.perf_counter() - t)
+
+
+def bench_sweep(work: Path, trials: int, samples_seen: int, model: str, image_size: int,
+                text_tokens: int, overrides: list[str]) -> tuple[list[dict], int]:
+    """A small real sweep with the demo's layout (sweeps/demo.yaml's base: workers, CPUs,
+    ZeRO stage, cadence, concurrency), ``trials`` seeds of one model, on a generated emoji world.
+    Returns the trials' timing records (train/timing.py) and the concurrency it ran at."""
+    import yaml
+
+    from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
+    from clipscale.sweep.expand import load_trials
+    from clipscale.sweep.tune import launch
+
+    generate_pool(EmojiWorldConfig(num_samples=2000, samples_per_shard=500), work / "world", progress=False)
+    demo = yaml.safe_load((REPO / "sweeps" / "demo.yaml").read_text())
+    base = demo["base"]
+    base.update(output_dir=str(work / "runs"), model={"name": model},
+                stages=[{"image_size": image_size, "text_tokens": text_tokens}])
+    base["data"]["train_shards"] = str(work / "world" / "pool")
+    base["eval"]["eval_dir"] = str(work / "world" / "eval")
+    base["tokenizer"] = {"vocab_size": 1024, "train_samples": 2000}
+    base["train"]["samples_seen"] = samples_seen
+    for key in ("checkpoint_every_samples",):
+        base["train"][key] = min(base["train"].get(key, samples_seen), samples_seen)
+    base["eval"]["every_samples"] = min(base["eval"].get("every_samples", samples_seen), samples_seen)
+    sweep = {"name": "bench", "base": base, "axes": {"seed": list(range(trials))}}
+    if demo.get("max_concurrent_trials"):
+        sweep["max_concurrent_trials"] = demo["max_concurrent_trials"]
+    (work / "bench.yaml").write_text(yaml.safe_dump(sweep))
+    spec, root, expanded = load_trials(work / "bench.yaml", overrides)
+    summary = launch(spec.name, root, expanded, resume=False, cap=spec.max_concurrent_trials)
+    if summary["errors"]:
+        raise RuntimeError(f"benchmark sweep: trials failed: {summary['errors']}")
+    starts = [json.loads(line) for line in (Path(root) / "launches.jsonl").read_text().splitlines()]
+    records = [json.loads(p.read_text()) for p in sorted((Path(root) / "timings").glob("*.json"))]
+    return sorted(records, key=lambda r: r["start"]), starts[0]["slots"]
+
+
+def machine_rates(records: list[dict], slots: int) -> list[float]:
+    """Whole-machine samples/s while training, one value per wave of ``slots`` concurrent
+    trials (in start order): the sum of the wave's trials' training rates."""
+    from clipscale.train.timing import train_rate
+
+    waves = [records[i:i + slots] for i in range(0, len(records), slots)]
+    return [sum(train_rate(r) for r in w) for w in waves if len(w) == slots]
+
+
+def phase_table(records: list[dict]) -> list[float]:
+    """Print each phase's median seconds and share of the summed trial wall; returns each
+    trial's overhead (1 - train / wall)."""
+    from clipscale.train.timing import PHASES, split
+
+    walls = [r["fit_end"] - r["start"] for r in records]
+    splits = [split(r) for r in records]
+    print(f"{'phase':20s} {'median s':>9s} {'share of wall':>14s}")
+    for phase in PHASES:
+        secs = [s[phase] for s in splits]
+        print(f"{phase:20s} {statistics.median(secs):9.1f} {sum(secs) / sum(walls):14.1%}")
+    print(f"{'trial wall':20s} {statistics.median(walls):9.1f}")
+    return [1 - s["train"] / w for s, w in zip(splits, walls)]
+
+
+def existing_sweep(folder: Path) -> None:
+    """Phases and overhead of a sweep that already ran (its ``timings/`` records)."""
+    from clipscale.train.timing import overhead, train_rate
+
+    records = [json.loads(p.read_text()) for p in sorted((folder / "timings").glob("*.json"))]
+    if not records:
+        raise SystemExit(f"{folder}/timings: no trial timing records")
+    print(f"sweep {folder}: {len(records)} trials")
+    per_trial = phase_table(records)
+    rates = [train_rate(r) for r in records]
+    print(f"per-trial training rate: median {statistics.median(rates):.0f} samples/s")
+    print(f"sweep overhead 1 - sum(train s) / sum(trial wall): {overhead(records):.1%} "
+          f"(per trial median {statistics.median(per_trial):.1%})")
+
+
+def throughput_and_overhead(args) -> None:
+    """(a) ours / plain loop samples/s, (b) sweep overhead, from a real sweep's timing records."""
+    from clipscale.train.timing import overhead
+
+    model, size, text, batch = args.model, args.image_size, args.text_tokens, args.batch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    plain = [plain_rate(model, size, text, batch, args.plain_steps) for _ in range(args.repeats)]
+    work = Path(tempfile.mkdtemp(prefix="clipscale-bench-"))
+    torch.set_num_threads(threads)
+    records, slots = bench_sweep(work, args.trials, args.samples_seen, model, size, text, args.overrides)
+    torch.set_num_threads(os.cpu_count() or 1)
+    plain += [plain_rate(model, size, text, batch, args.plain_steps) for _ in range(args.repeats)]
+    ours = machine_rates(records, slots)
+    print(f"\nsweep: {len(records)} trials of {model}, {size} px, {text} text tokens, batch {batch}, "
+          f"{args.samples_seen} samples each, {slots} at a time (sweeps/demo.yaml's layout"
+          f"{', with ' + ' '.join(args.overrides) if args.overrides else ''})")
+    per_trial = phase_table(records)
+    ratio = [o / statistics.median(plain) for o in ours]
+    print(f"\nplain loop (1 process, {os.cpu_count()} threads, pre-decoded tensors): median "
+          f"{statistics.median(plain):.0f} samples/s over {len(plain)} repeats "
+          f"({', '.join(f'{x:.0f}' for x in plain)})")
+    print(f"ours (Ray Data -> Ray Train -> DeepSpeed, {slots} trials at once): median "
+          f"{statistics.median(ours):.0f} samples/s over {len(ours)} waves ({', '.join(f'{x:.0f}' for x in ours)})")
+    print(f"ratio ours / plain loop: median {statistics.median(ratio):.2f} (waves: {', '.join(f'{x:.2f}' for x in ratio)})")
+    print(f"sweep overhead 1 - sum(train s) / sum(trial wall): {overhead(records):.1%} "
+          f"(per trial median {statistics.median(per_trial):.1%})")
 
 
 def gpu_table(repeats: int) -> None:
@@ -154,16 +242,40 @@ def gpu_table(repeats: int) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--samples-seen", type=int, default=7680)
-    p.add_argument("--skip-ray", action="store_true")
+    p.add_argument("--quick", action="store_true", help="a smaller sweep (under 5 minutes on 2 cores)")
+    p.add_argument("--repeats", type=int, default=3, help="plain-loop repeats before and after the sweep")
+    p.add_argument("--trials", type=int, default=6, help="trials in the benchmark sweep (waves of its concurrency)")
+    p.add_argument("--samples-seen", type=int, default=None, help="samples per trial (default: the demo's)")
+    p.add_argument("--model", default="tiny-s")
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--text-tokens", type=int, default=16)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--plain-steps", type=int, default=20)
+    p.add_argument("--mfu", action="store_true", help="also the per-model MFU table (one process)")
+    p.add_argument("--skip-ray", action="store_true", help="only the one-process tables")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a field of the demo's base run in the benchmark sweep (compare layouts)")
+    p.add_argument("--from-sweep", type=Path, default=None, metavar="DIR",
+                   help="only print the phases and overhead of a sweep that ran (e.g. runs/demo)")
     args = p.parse_args()
+    if args.from_sweep:
+        return existing_sweep(args.from_sweep)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("WANDB_MODE", "offline")
+    if args.samples_seen is None:
+        import yaml
+        demo = yaml.safe_load((REPO / "sweeps" / "demo.yaml").read_text())
+        args.samples_seen = demo["base"]["train"]["samples_seen"]
+    if args.quick:
+        # three waves of two trials, each a quarter of a demo trial (overhead weighs more here)
+        args.trials, args.plain_steps = min(args.trials, 6), 10
+        args.samples_seen = min(args.samples_seen, 6144)
     if torch.cuda.is_available():
         gpu_table(args.repeats)
-    cpu_table(args.repeats)
+    if args.mfu or args.skip_ray:
+        cpu_table(args.repeats)
     if not args.skip_ray:
-        ray_comparison(args.samples_seen)
+        throughput_and_overhead(args)
 
 
 if __name__ == "__main__":

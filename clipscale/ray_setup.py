@@ -11,11 +11,26 @@ DECODE_TASK_CPUS = 0.25
 # Train V2's placement-group cleaner logs a State-API failure every second when the dashboard is
 # off; it is noise, not a fault. It runs in its own actor, so the level is set in every worker.
 NOISY_LOGGERS = ("ray.train.v2._internal.execution.controller.placement_group_cleaner",)
+# Train V2's per-report info lines ("Reporting training result ..." with the whole metrics dict,
+# from a logger named by its module's file path, and "Checkpoint successfully created at ...")
+# repeat what the loop prints; warnings and errors from them still show.
+CHATTY_MODULES = ("ray.train.v2._internal.execution.context", "ray.train.v2._internal.execution.storage")
+
+
+def chatty_logger_names() -> list[str]:
+    """Both names each chatty module's logger may have: its dotted name and its file path (found
+    from Ray's package folder, without importing the module: this runs in every Ray worker)."""
+    import ray
+
+    root = os.path.dirname(os.path.dirname(ray.__file__))
+    return [n for m in CHATTY_MODULES for n in (m, os.path.join(root, *m.split(".")) + ".py")]
 
 
 def quiet_noisy_loggers() -> None:
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name in chatty_logger_names():
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def ray_env(use_gpu: bool) -> dict:

@@ -101,6 +101,11 @@ def test_resume_skips_finished_trials_and_loses_nothing(interrupted_sweep):
     # the interrupted trial continued from its own checkpoint
     (other,) = [t for name, t in timings.items() if not name.startswith(done_trial)]
     assert other["resumed"] is True
+    # its timing record splits its wall into phases (train/timing.py), with training in it
+    from clipscale.train.timing import split
+    phases = split(other)
+    assert abs(sum(phases.values()) - (other["fit_end"] - other["start"])) < 1e-6
+    assert phases["train"] > 0 and other["attempts"][-1]["samples"] > 0
     log = (interrupted_sweep["out"] / "driver-1.log").read_text()
     assert "1 trials to run (1 already finished)" in log
     assert "resumed at step" in log

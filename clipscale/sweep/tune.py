@@ -32,6 +32,7 @@ def run_trial(config: dict, run_configs: dict, timings_dir: str) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from clipscale.train.launch import build_trainer, prepare, run_failure
+    from clipscale.train.timing import read_attempts
 
     t0 = time.time()
     cfg = RunConfig.model_validate(run_configs[config["trial"]])
@@ -39,14 +40,16 @@ def run_trial(config: dict, run_configs: dict, timings_dir: str) -> None:
         return
     resume = storage.exists(storage.join(cfg.run_dir, "run_info.json"))
     contract = prepare(cfg, resume=resume)
+    t_prepared = time.time()
     trainer = build_trainer(contract, callbacks=[TuneReportCallback()])
     t_fit = time.time()
     result = trainer.fit()
     t_end = time.time()
     failure = run_failure(result)
+    # this trial attempt's phases (train/timing.py: split() reads them back)
     storage.write_text(storage.join(timings_dir, f"{cfg.name}.json"), json.dumps(
-        {"trial": cfg.name, "start": t0, "fit_start": t_fit, "fit_end": t_end, "resumed": resume,
-         "failure": failure}))
+        {"trial": cfg.name, "start": t0, "prepared": t_prepared, "fit_start": t_fit, "fit_end": t_end,
+         "resumed": resume, "failure": failure, "attempts": read_attempts(cfg.run_dir, since=t_fit)}))
     if result.error:
         raise result.error  # Tune retries it (a lost node); a diverged run is not retried (launch.build_trainer)
 

@@ -22,6 +22,7 @@ from clipscale.train.cadence import Cadence, Decision
 from clipscale.train.contract import RunContract
 from clipscale.train.plan import StagePlan, stage_columns
 from clipscale.train.step import Batch
+from clipscale.train.timing import PhaseTimes
 
 RUNNING, FINISHED, FAILED = "running", "finished", "failed"
 STOPPED = "stopped"  # not a row status: the run checkpointed and stopped early (preemption)
@@ -58,6 +59,7 @@ class Loop:
     # checkpoints (unless this step just did) and returns STOPPED; --resume continues the run
     stop_agreed: Callable[[], bool] = lambda: False
     hooks: list[Callable[[Loop, ckpt.TrainState, StepResult], None]] = field(default_factory=list)
+    phases: PhaseTimes = field(default_factory=PhaseTimes)  # eval / checkpoint seconds (train/timing.py)
 
 
 class Throughput:
@@ -160,15 +162,17 @@ def report(loop: Loop, state: ckpt.TrainState, result: StepResult, clock: Throug
         loop.publish(payload, None)
         return
     if d.eval and loop.evaluator is not None:
-        eval_metrics = loop.evaluator.run(loop.engine)
+        with loop.phases.timed("eval"):
+            eval_metrics = loop.evaluator.run(loop.engine)
         if loop.tracker:
             loop.tracker.log({f"eval/{k}": v for k, v in eval_metrics.items()}, state.samples_seen)
         record_row(loop, state, {"loss": metrics["loss"], **eval_metrics}, result.status, payload)
         if loop.tracker:
             print(f"[clipscale] samples_seen {state.samples_seen}: loss {metrics['loss']:.4f} "
                   f"zeroshot_top1_mean {eval_metrics.get('zeroshot_top1_mean', float('nan')):.3f}")
-    folder = ckpt.save(loop.engine, state, loop.rng, loop.rank) if d.checkpoint else None
-    loop.publish(payload, folder)
+    with loop.phases.timed("checkpoint"):  # the write and Ray's copy to the storage path
+        folder = ckpt.save(loop.engine, state, loop.rng, loop.rank) if d.checkpoint else None
+        loop.publish(payload, folder)
 
 
 def log_step(loop: Loop, state: ckpt.TrainState, result: StepResult, rate: float) -> None:

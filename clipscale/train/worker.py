@@ -21,6 +21,7 @@ from clipscale.train.loop import Loop, run
 from clipscale.train.plan import plan_run
 from clipscale.train.schedule import lr_at
 from clipscale.train.step import train_step
+from clipscale.train.timing import PhaseTimes
 
 CONTRACT_KEY = "contract"  # the one key of TorchTrainer's train_loop_config
 
@@ -83,7 +84,18 @@ def skipped(counter_name: str) -> dict:
     return ray.get(ray.get_actor(counter_name, namespace=SKIP_COUNTER_NAMESPACE).get.remote())
 
 
+def step_marks(phases: PhaseTimes, start_samples: int):
+    """A loop hook: marks the first and the last step and counts the samples trained."""
+    def hook(loop: Loop, state: ckpt.TrainState, result) -> None:
+        phases.mark("first_step")
+        phases.mark("last_step", last=True)
+        phases.samples = state.samples_seen - start_samples
+    return hook
+
+
 def train_loop_per_worker(loop_config: dict) -> None:
+    phases = PhaseTimes()  # where this attempt's time goes (train/timing.py); rank 0 writes it
+    phases.mark("worker_start")
     contract: RunContract = loop_config[CONTRACT_KEY]
     cfg = contract.run
     ctx = ray.train.get_context()
@@ -94,6 +106,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     rng = ckpt.WorkerRng.seeded(cfg.train.seed, rank)
 
     engine, precision, params = build_engine(cfg, contract.vocab_size, world)
+    phases.mark("engine_built")
     plan = plan_run(cfg)
     state = ckpt.TrainState()
     # resume only from a complete checkpoint: an incomplete latest one falls back to the one before
@@ -116,16 +129,23 @@ def train_loop_per_worker(loop_config: dict) -> None:
     def batches(state: ckpt.TrainState, stage: int):
         micro = cfg.stage_batch_size(stage) // world  # a stage may set its own global batch
         for raw in stage_batches(state, stage, micro, contract, rank):
+            phases.mark("first_batch")
             yield make_batch(raw, cfg.stages[stage], plan[stage], engine.device, precision, rng.mask)
 
     watch = preemption.StopWatch(cfg.run_dir)  # SIGTERM on the driver -> checkpoint and stop
+    phases.mark("loop_start")
+    loop = Loop(contract=contract, engine=engine, plan=plan,
+                cadence=Cadence.from_config(cfg, evaluator is not None),
+                batches=batches, step=step_function(cfg), schedule=partial(lr_at, cfg),
+                publish=partial(publish_to_ray, run_dir=cfg.run_dir, rank=rank, world=world),
+                rng=rng, evaluator=evaluator, tracker=tracker, rank=rank, params=params,
+                finite_everywhere=partial(finite_on_every_rank, device=engine.device),
+                data_counts=partial(skipped, contract.counter_name), stop_agreed=watch.agreed,
+                hooks=[step_marks(phases, state.samples_seen)], phases=phases)
     try:
-        run(Loop(contract=contract, engine=engine, plan=plan,
-                 cadence=Cadence.from_config(cfg, evaluator is not None),
-                 batches=batches, step=step_function(cfg), schedule=partial(lr_at, cfg),
-                 publish=partial(publish_to_ray, run_dir=cfg.run_dir, rank=rank, world=world),
-                 rng=rng, evaluator=evaluator, tracker=tracker, rank=rank, params=params,
-                 finite_everywhere=partial(finite_on_every_rank, device=engine.device),
-                 data_counts=partial(skipped, contract.counter_name), stop_agreed=watch.agreed), state)
+        run(loop, state)
     finally:
         watch.close()
+        phases.mark("loop_end")
+        if rank == 0:
+            phases.write(cfg.run_dir)
