@@ -131,7 +131,9 @@ def bench_sweep(work: Path, trials: int, samples_seen: int, model: str, image_si
 
     from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
     from clipscale.sweep.expand import load_trials
+    from clipscale import storage
     from clipscale.sweep.tune import launch
+    from clipscale.train.timing import read_trials
 
     generate_pool(EmojiWorldConfig(num_samples=2000, samples_per_shard=500), work / "world", progress=False)
     demo = yaml.safe_load((REPO / "sweeps" / "demo.yaml").read_text())
@@ -154,7 +156,7 @@ def bench_sweep(work: Path, trials: int, samples_seen: int, model: str, image_si
     if summary["errors"]:
         raise RuntimeError(f"benchmark sweep: trials failed: {summary['errors']}")
     starts = [json.loads(line) for line in (Path(root) / "launches.jsonl").read_text().splitlines()]
-    records = [json.loads(p.read_text()) for p in sorted((Path(root) / "timings").glob("*.json"))]
+    records = read_trials(storage.join(root, "timings"))
     return sorted(records, key=lambda r: r["start"]), starts[0]["slots"]
 
 
@@ -184,9 +186,9 @@ def phase_table(records: list[dict]) -> list[float]:
 
 def existing_sweep(folder: Path) -> None:
     """Phases and overhead of a sweep that already ran (its ``timings/`` records)."""
-    from clipscale.train.timing import overhead, train_rate
+    from clipscale.train.timing import overhead, read_trials, train_rate
 
-    records = [json.loads(p.read_text()) for p in sorted((folder / "timings").glob("*.json"))]
+    records = read_trials(folder / "timings")
     if not records:
         raise SystemExit(f"{folder}/timings: no trial timing records")
     print(f"sweep {folder}: {len(records)} trials")

@@ -1,8 +1,8 @@
 """``clipscale demo``: the main job on the built-in emoji world, end to end on one machine.
 
 pool -> curation -> tokenizer -> the demo sweep (sweeps/demo.yaml: model size x image tokens x
-English share, each trial a 2-worker Ray Train run on Ray Tune) -> scaling figures. Each step
-skips work an earlier demo in the same folder finished, so an interrupted demo continues where
+English share, each trial a Ray Train run on Ray Tune; its layout: docs/throughput.md) -> scaling
+figures. Each step skips work an earlier demo in the same folder finished, so an interrupted demo continues where
 it stopped (the sweep resumes: finished trials are kept, interrupted ones continue).
 """
 from __future__ import annotations
@@ -67,8 +67,9 @@ def run_demo(out: Path, num_samples: int = DEMO_POOL_SAMPLES,
     sweep = load(sweep_file, [
         f"output_dir={out / 'runs'}", f"data.train_shards={curated / 'shards'}",
         f"tokenizer.path={tok}", f"eval.eval_dir={pool / 'eval'}"])
+    train = sweep.trials[0][1].train
     t0 = step(f"4/5 sweep {sweep.name}: {len(sweep.trials)} trials ({', '.join(sweep.spec.axes)}) on Ray Tune, "
-              "each a 2-worker Ray Train run with DeepSpeed ZeRO-2")
+              f"each a {train.num_workers}-worker Ray Train run with DeepSpeed ZeRO-{train.zero_stage}")
     folder = Path(sweep.root)  # the demo keeps everything under a local folder
     summary = launch(sweep, resume=(folder / "sweep.json").exists())
     if summary["errors"]:
@@ -79,6 +80,9 @@ def run_demo(out: Path, num_samples: int = DEMO_POOL_SAMPLES,
     outputs["W&B offline runs"] = folder / "<trial>" / "wandb"
     print(f"   {len(summary['ran'])} trials run, {len(summary['skipped_finished'])} already finished, "
           f"in {time.time() - t0:.0f}s")
+    if summary["ran"]:
+        from clipscale.train.timing import describe_split
+        print(f"   where the trials' time went: {describe_split(folder / 'timings')}")
 
     t0 = step("5/5 analysis: figures and report from the results table")
     figures = make_all(table, out / "figures")

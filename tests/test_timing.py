@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from clipscale.train.timing import PHASES, PhaseTimes, overhead, read_attempts, split, train_rate
+from clipscale.train.timing import (PHASES, PhaseTimes, describe_split, overhead, read_attempts, split,
+                                   train_rate)
 
 
 def attempt(t0: float, *, samples: int = 1000, ev: float = 2.0, ck: float = 1.0) -> dict:
@@ -69,3 +70,12 @@ def test_phase_times_write_one_file_per_attempt(tmp_path):
     assert read_attempts(str(tmp_path)) == [p.record()]
     assert read_attempts(str(tmp_path), since=first + 1) == []
     assert read_attempts(str(tmp_path / "missing")) == []
+
+
+def test_describe_split_reads_a_sweeps_timing_folder(tmp_path):
+    import json
+    (tmp_path / "a.json").write_text(json.dumps(trial([attempt(110.0)])))
+    (tmp_path / "b.json").write_text(json.dumps(trial([attempt(110.0, ev=0, ck=0)])))
+    line = describe_split(tmp_path)
+    assert line.startswith("prepare 2%") and "train 46%" in line and line.endswith("(sweep overhead 54%)")
+    assert describe_split(tmp_path / "none") == "no timing records"

@@ -128,7 +128,9 @@ def launch(sweep: Sweep, resume: bool, cap: int | None = None) -> dict:
     tuner = tune.Tuner(
         tune.with_resources(trainable, preemption.driver_resources(sweep.trial_driver_resource)),
         param_space={"trial": tune.grid_search([t.id for t, _ in pending])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=slots),
+        # reuse_actors: the next trial runs in the finished trial's trainable process, which has
+        # clipscale, Ray Train and torch imported already (docs/throughput.md: per-trial start-up)
+        tune_config=tune.TuneConfig(max_concurrent_trials=slots, reuse_actors=True),
         # A trial whose trainable (the Train driver) died with its node is started again on the
         # nodes left; it finds its run folder and continues from its last checkpoint. Worker
         # failures inside a trial are Ray Train's (train.max_failures), not Tune's.

@@ -112,3 +112,19 @@ def train_rate(trial: dict) -> float:
     attempts = trial.get("attempts") or []
     seconds = sum(train_seconds(a) for a in attempts)
     return sum(a.get("samples", 0) for a in attempts) / seconds if seconds > 0 else float("nan")
+
+
+def read_trials(timings_dir) -> list[dict]:
+    """A sweep's trial timing records (``<sweep>/timings/*.json``)."""
+    return [json.loads(storage.read_text(f)) for f in storage.list_files(str(timings_dir), "*.json")]
+
+
+def describe_split(timings_dir) -> str:
+    """One line: each phase's share of the trials' summed wall, and the sweep overhead."""
+    trials = read_trials(timings_dir)
+    if not trials:
+        return "no timing records"
+    wall = sum(t["fit_end"] - t["start"] for t in trials)
+    totals = {p: sum(split(t)[p] for t in trials) for p in PHASES}
+    shares = ", ".join(f"{p} {v / wall:.0%}" for p, v in totals.items() if v / wall >= 0.005)
+    return f"{shares} of {wall:.0f} trial-seconds (sweep overhead {overhead(trials):.0%})"
