@@ -85,7 +85,7 @@ def prepare(cfg: RunConfig, resume: bool = False) -> RunContract:
 
 def build_trainer(contract: RunContract, callbacks: list | None = None):
     import ray.data
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig as RayRunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from clipscale.train.data import skip_counter, train_dataset
@@ -123,7 +123,10 @@ def build_trainer(contract: RunContract, callbacks: list | None = None):
                                 # same checkpoint and would diverge again, max_failures times over.
                                 # run_failure() reads it back from the result.
                                 failure_config=FailureConfig(max_failures=cfg.train.max_failures),
-                                callbacks=callbacks or None),
+                                callbacks=callbacks or None,
+                                # Train's info lines (resources requested, worker group started,
+                                # each checkpoint) stay in its system log files, off the console
+                                logging_config=LoggingConfig(log_level="WARNING")),
         datasets=datasets,
     )
 
