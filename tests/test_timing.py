@@ -79,3 +79,26 @@ def test_describe_split_reads_a_sweeps_timing_folder(tmp_path):
     line = describe_split(tmp_path)
     assert line.startswith("prepare 2%") and "train 46%" in line and line.endswith("(sweep overhead 54%)")
     assert describe_split(tmp_path / "none") == "no timing records"
+
+
+def test_first_item_early_keeps_every_item_in_order_and_raises_in_the_caller():
+    import threading
+
+    from clipscale.train.prefetch import FirstItemEarly
+
+    pulled_in = []
+
+    def items():
+        pulled_in.append(threading.current_thread().name)
+        yield from range(5)
+
+    early = FirstItemEarly(items())
+    assert list(early) == [0, 1, 2, 3, 4]
+    assert pulled_in == ["clipscale-first-item"]      # the stream started in the background
+    assert list(FirstItemEarly(iter([]))) == []
+
+    def broken():
+        raise RuntimeError("no full batch")
+        yield
+    with pytest.raises(RuntimeError, match="no full batch"):
+        list(FirstItemEarly(broken()))
