@@ -19,6 +19,7 @@ from clipscale.train.contract import RunContract
 from clipscale.train.engine import build_engine
 from clipscale.train.loop import Loop, run
 from clipscale.train.plan import plan_run
+from clipscale.train.prefetch import FirstItemEarly
 from clipscale.train.schedule import lr_at
 from clipscale.train.step import train_step
 from clipscale.train.timing import PhaseTimes
@@ -26,12 +27,13 @@ from clipscale.train.timing import PhaseTimes
 CONTRACT_KEY = "contract"  # the one key of TorchTrainer's train_loop_config
 
 
-def stage_batches(state: ckpt.TrainState, stage: int, micro: int, contract: RunContract, rank: int):
+def stage_batches(state: ckpt.TrainState, stage: int, micro: int, contract: RunContract, rank: int,
+                  shard=None):
     """Endless batches of one stage's stream, epoch after epoch, starting at the checkpointed
     data position (epoch, batch_in_epoch). Ray Data's order is deterministic, so skipping the
     consumed batches of the epoch puts a resumed run exactly where the interrupted one was."""
     cfg = contract.run
-    shard = ray.train.get_dataset_shard(f"train_{stage}")
+    shard = shard if shard is not None else ray.train.get_dataset_shard(f"train_{stage}")
     while True:
         skip, n = state.batch_in_epoch, 0
         seed = (cfg.train.seed * 1_000_003 + stage * 10_007 + state.epoch * 101 + rank) % 2**31
@@ -104,13 +106,18 @@ def train_loop_per_worker(loop_config: dict) -> None:
     # whose cores are shared by several workers and Ray Data, and then runs many times slower.
     torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
     rng = ckpt.WorkerRng.seeded(cfg.train.seed, rank)
+    state = ckpt.TrainState()
+    # resume only from a complete checkpoint: an incomplete latest one falls back to the one before
+    restored = commit.usable_checkpoint(ray.train.get_checkpoint(), cfg.run_dir, rank)
+    micro0 = cfg.stage_batch_size(0) // world
+    # A fresh run starts its first stream now, while the engine and the evaluator are built
+    # (train/prefetch.py); the same batches in the same order as without it.
+    early = None if restored else FirstItemEarly(
+        stage_batches(state, 0, micro0, contract, rank, shard=ray.train.get_dataset_shard("train_0")))
 
     engine, precision, params = build_engine(cfg, contract.vocab_size, world)
     phases.mark("engine_built")
     plan = plan_run(cfg)
-    state = ckpt.TrainState()
-    # resume only from a complete checkpoint: an incomplete latest one falls back to the one before
-    restored = commit.usable_checkpoint(ray.train.get_checkpoint(), cfg.run_dir, rank)
     if restored:
         with restored.as_directory() as d:
             state = ckpt.restore(engine, d, rank, rng)
@@ -127,8 +134,11 @@ def train_loop_per_worker(loop_config: dict) -> None:
         evaluator = Evaluator(cfg, contract.tokenizer_path, engine.device, precision)
 
     def batches(state: ckpt.TrainState, stage: int):
+        nonlocal early
         micro = cfg.stage_batch_size(stage) // world  # a stage may set its own global batch
-        for raw in stage_batches(state, stage, micro, contract, rank):
+        source, early = (early if stage == 0 and early is not None else
+                         stage_batches(state, stage, micro, contract, rank)), None
+        for raw in source:
             phases.mark("first_batch")
             yield make_batch(raw, cfg.stages[stage], plan[stage], engine.device, precision, rng.mask)
 
