@@ -130,7 +130,7 @@ def bench_sweep(work: Path, trials: int, samples_seen: int, model: str, image_si
     import yaml
 
     from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
-    from clipscale.sweep.expand import load_trials
+    from clipscale.sweep.sweep import load
     from clipscale import storage
     from clipscale.sweep.tune import launch
     from clipscale.train.timing import read_trials
@@ -151,8 +151,9 @@ def bench_sweep(work: Path, trials: int, samples_seen: int, model: str, image_si
     if demo.get("max_concurrent_trials"):
         sweep["max_concurrent_trials"] = demo["max_concurrent_trials"]
     (work / "bench.yaml").write_text(yaml.safe_dump(sweep))
-    spec, root, expanded = load_trials(work / "bench.yaml", overrides)
-    summary = launch(spec.name, root, expanded, resume=False, cap=spec.max_concurrent_trials)
+    sweep_obj = load(work / "bench.yaml", overrides)
+    root = sweep_obj.root
+    summary = launch(sweep_obj, resume=False)
     if summary["errors"]:
         raise RuntimeError(f"benchmark sweep: trials failed: {summary['errors']}")
     starts = [json.loads(line) for line in (Path(root) / "launches.jsonl").read_text().splitlines()]
