@@ -94,7 +94,8 @@ def load_tune_experiment(path) -> pd.DataFrame:
 
 def wandb_run_files(path) -> list[Path]:
     p = Path(path)
-    files = [p] if p.is_file() else sorted(p.rglob("run-*.wandb"))
+    # latest-run is W&B's link to the newest run folder: reading it too would read that run twice
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("run-*.wandb") if "latest-run" not in f.parts)
     if not files:
         raise NotFound(f"{path}: no run-*.wandb files (not a W&B offline folder)")
     return files

@@ -9,6 +9,7 @@ import pytest
 from clipscale.config import ConfigError, build_run_config
 from clipscale.sweep.dry_run import dry_run
 from clipscale.sweep.expand import load_trials
+from clipscale.sweep.sweep import load
 from clipscale.train.schedule import cosine_lr, lr_at
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
@@ -53,8 +54,7 @@ def test_metaclip2_ablation_carries_the_published_recipe():
 
 
 def test_dry_run_prints_each_stages_effective_lr():
-    sweep, _, trials = load_trials(SWEEPS / "clipa_v2_h14.yaml")
-    text, _ = dry_run(sweep.name, trials, flops_per_s=1e12, resources={"CPU": 4.0, "GPU": 0.0})
+    text, _ = dry_run(load(SWEEPS / "clipa_v2_h14.yaml"), flops_per_s=1e12, resources={"CPU": 4.0, "GPU": 0.0})
     assert "batch 65,536 lr 0.002048" in text and "batch 32,768 lr 5.12e-05" in text
 
 

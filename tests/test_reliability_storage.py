@@ -66,6 +66,7 @@ def test_wandb_runs_of_two_attempts_give_one_row_per_point(tmp_path):
             wandb.log(row_payload(row("a", s, "finished" if s == 128 else "running", ts=ts,
                                       wall_time_s=float(attempt))))
         run.finish()
+    wandb.teardown()  # the service flushes the offline run files before it stops (finish may return earlier)
     df = load_results(tmp_path / "wandb")
     assert list(df["samples_seen"]) == [64, 128]
     assert df["wall_time_s"].tolist() == [1.0, 1.0]  # the resumed attempt's rows

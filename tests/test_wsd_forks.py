@@ -9,6 +9,7 @@ import pytest
 from clipscale.config import ConfigError, build_run_config
 from clipscale.sweep.dry_run import dry_run
 from clipscale.sweep.expand import load_trials
+from clipscale.sweep.sweep import load
 from clipscale.sweep.forks import plan_forks
 from clipscale.train.schedule import lr_at, wsd_lr
 
@@ -48,9 +49,9 @@ def test_fork_plan_counts_one_trunk_and_each_cooldown():
 
 def test_dry_run_of_a_wsd_sweep_prints_fork_compute_against_independent_runs():
     path = Path(__file__).resolve().parents[1] / "sweeps" / "wsd_cooldown.yaml"
-    sweep, _, trials = load_trials(path)
-    assert len(trials) == 4
-    text, figures = dry_run(sweep.name, trials, flops_per_s=1e10, resources={"CPU": 4.0, "GPU": 0.0})
+    sweep = load(path)
+    assert len(sweep.trials) == 4
+    text, figures = dry_run(sweep, flops_per_s=1e10, resources={"CPU": 4.0, "GPU": 0.0})
     per_sample = figures["trials"][0].flops_per_sample
     line = next(l for l in text.splitlines() if l.startswith("cooldown forks"))
     assert f"{96256 * per_sample:.3e} FLOPs vs {153600 * per_sample:.3e}" in line and "saves 37%" in line
