@@ -126,10 +126,13 @@ class PublishedRun:
 # CLIPA-v2 (Li, Wang & Xie 2023, arXiv:2306.15658), its H/14 rows on DataComp-1B, as tabled in
 # github.com/UCSC-VLAA/CLIPA. The models were trained on TPUs; the GPU-hours are the authors'
 # estimate for 8x A100-80GB Google Cloud machines and the cost is at A100-80GB cloud pricing
-# ($1.575 per GPU-hour, implied by both rows). 8 text tokens in pre-training.
+# ($1.575 per GPU-hour, implied by both rows). 8 text tokens in pre-training. The paper's "12.8B"
+# and "512M" are rounded: its configs train 12,811,632,640 samples (batch 65,536) and fine-tune
+# 524,288,000 (batch 32,768), the counts sweeps/clipa_v2_h14.yaml pins (docs/recipes.md).
+CLIPA_V2_PRETRAIN, CLIPA_V2_FINETUNE = 12_811_632_640, 524_288_000
 CLIPA_V2 = [
-    PublishedRun("12.8B@70px + 512M@224px", "ViT-H-14", ((70, 12_800_000_000), (224, 512_000_000)), 5920, 9324, 81.1),
-    PublishedRun("12.8B@84px + 512M@224px", "ViT-H-14", ((84, 12_800_000_000), (224, 512_000_000)), 7776, 12247, 81.5),
+    PublishedRun("12.8B@70px + 512M@224px", "ViT-H-14", ((70, CLIPA_V2_PRETRAIN), (224, CLIPA_V2_FINETUNE)), 5920, 9324, 81.1),
+    PublishedRun("12.8B@84px + 512M@224px", "ViT-H-14", ((84, CLIPA_V2_PRETRAIN), (224, CLIPA_V2_FINETUNE)), 7776, 12247, 81.5),
 ]
 CLIPA_V2_GPU = ACCELERATORS["A100-80GB"]
 
