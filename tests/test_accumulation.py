@@ -3,16 +3,15 @@ accumulation steps give the same loss and the same parameter update as one full-
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from clipscale.config import ConfigError, TrainConfig, build_run_config
 from clipscale.train.accumulation import split_batch
 from clipscale.train.step import Batch
+from gloo_ranks import spawn_ranks
 
 WORLD, LOCAL, STEPS = 2, 16, 4
 
@@ -67,17 +66,9 @@ def _worker(rank, port, out_dir):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def updates(tmp_path_factory):
-    out_dir = tmp_path_factory.mktemp("accum")
-    mp.spawn(_worker, args=(_free_port(), str(out_dir)), nprocs=WORLD, join=True)
-    return [torch.load(out_dir / f"rank{r}.pt") for r in range(WORLD)]
+    return spawn_ranks(_worker, WORLD, tmp_path_factory.mktemp("accum"))
 
 
 @pytest.mark.slow

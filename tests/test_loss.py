@@ -2,15 +2,14 @@
 single-process full-batch loss and gradients (the exact relations are stated in clipscale/train/loss.py)."""
 
 import math
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from clipscale.train.loss import clip_softmax_loss, sigmoid_loss
+from gloo_ranks import spawn_ranks
 
 WORLD = 2
 LOCAL = 3
@@ -104,17 +103,9 @@ def _worker(rank, port, out_dir):
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def gathered(tmp_path_factory):
-    out_dir = tmp_path_factory.mktemp("gloo")
-    mp.spawn(_worker, args=(_free_port(), str(out_dir)), nprocs=WORLD, join=True)
-    return [torch.load(out_dir / f"rank{r}.pt") for r in range(WORLD)]
+    return spawn_ranks(_worker, WORLD, tmp_path_factory.mktemp("gloo"))
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
