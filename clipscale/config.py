@@ -44,11 +44,18 @@ class DataConfig(Strict):
                     "local or a URI (s3://, gs://, file://; a URI's wildcards in its last component only).")
     shuffle_buffer: int = Field(2048, ge=0, description="Rows in each worker's local shuffle buffer (0: no shuffle).")
     read_parallelism: int = Field(4, ge=1, description="Concurrent shard-reading tasks in the Ray Data stream.")
+    cache: bool = Field(
+        False, description="Decode the training rows once and keep them in Ray's object store for every later "
+                           "epoch (pools that fit in memory); the batches are the same as without it.")
     languages: list[str] | None = Field(
         None, min_length=1, description="Train only on captions in these languages (the json `language`); None: all.")
     english_share: float | None = Field(
         None, ge=0.0, le=1.0, description="Subsample the stream so English captions are this share of it "
                                           "(see train/language_mix.py); None: the pool's own mix.")
+    online_epochs: int | None = Field(
+        None, ge=1, description="Shards from `clipscale curate --mode online`: curation epochs (passes over "
+                                "the pool, each with its own draw) the stream holds; None: estimated from the "
+                                "first shard's keep probabilities with a margin (train/online_stream.py).")
 
     _locations = field_validator("train_shards")(_check_locations)
 
@@ -171,6 +178,16 @@ class TrainConfig(Strict):
     preemption_grace_s: float = Field(30.0, gt=0, description="On SIGTERM, seconds the workers get to checkpoint and stop before the driver exits (keep it below the platform's own grace period).")
     trial_driver_resource: str | None = Field(None, description="Sweeps: the Ray resource that places each trial's driver; default (None) the head node, 'any' anywhere, or a custom resource you gave the nodes that should host drivers.")
     seed: int = 0
+    # Cooldown forks (sweep/fork_launch.py; README "Cooldown forks"): set by `clipscale sweep`.
+    init_from: str | None = Field(
+        None, description="A complete checkpoint (path or URI) a fresh run starts from: weights, optimizer, "
+                          "step, samples seen, data position and RNGs, as on resume. Ignored once the run "
+                          "has a checkpoint of its own (its resume uses that).")
+    fork_points: list[int] = Field(
+        default_factory=list, description="Samples-seen values at which the run keeps a copy of its "
+                                          "checkpoint under <run>/forks/ for cooldown forks (a wsd trunk).")
+
+    _init_from = field_validator("init_from")(_check_locations)
 
     @property
     def peak_lr(self) -> float:
@@ -191,6 +208,10 @@ class TrainConfig(Strict):
                              f"accumulation_steps={self.num_workers * self.accumulation_steps}")
         if self.samples_seen < self.global_batch_size:
             raise ValueError("samples_seen is smaller than one global batch")
+        for p in self.fork_points:
+            if p % self.global_batch_size or not 0 < p < self.samples_seen:
+                raise ValueError(f"fork_points: {p} is not a step boundary inside the run (a multiple of "
+                                 f"global_batch_size={self.global_batch_size} below samples_seen={self.samples_seen})")
         return self
 
 

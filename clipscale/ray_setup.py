@@ -41,6 +41,7 @@ def ray_env(use_gpu: bool) -> dict:
 
 
 MIN_LOCAL_CPUS = 4
+START_ATTEMPTS = 3  # local Ray starts tried before giving up (see init_ray)
 
 
 def local_cpus() -> int:
@@ -67,5 +68,17 @@ def init_ray(use_gpu: bool = False, num_cpus: int | None = None) -> None:
     else:
         # address="local": a new cluster of our own. Without it Ray joins the last cluster that
         # `ray start` began on this machine (someone else's, running other code).
-        ray.init(address="local", num_cpus=num_cpus or local_cpus(), include_dashboard=False,
-                 runtime_env=runtime_env, logging_level=logging.WARNING)
+        for attempt in range(START_ATTEMPTS):
+            try:
+                ray.init(address="local", num_cpus=num_cpus or local_cpus(), include_dashboard=False,
+                         runtime_env=runtime_env, logging_level=logging.WARNING)
+                return
+            except Exception as e:
+                # On an overloaded machine the raylet gives its agent process a fixed time to
+                # start and then aborts ("timed out during startup"); nothing was started, and a
+                # second start usually gets through.
+                if "timed out during startup" not in str(e) or attempt == START_ATTEMPTS - 1:
+                    raise
+                ray.shutdown()
+                print("[clipscale] Ray's local node timed out starting (machine overloaded?); starting it again",
+                      flush=True)

@@ -37,6 +37,16 @@ def check_storage(cfg: RunConfig) -> None:
                      ("tokenizer.path", cfg.tokenizer.path), ("eval.eval_dir", cfg.eval.eval_dir)])
 
 
+def online_extra_captions(meta: dict) -> list[str]:
+    """The further candidate captions of an online-mode curated sample (none otherwise)."""
+    from clipscale.train.online_curation import is_online_sample
+
+    if not is_online_sample(meta):
+        return []
+    extra = meta.get(meta["curation"].get("captions_field", "captions"))
+    return [c for c in extra if isinstance(c, str) and c.strip()] if isinstance(extra, list) else []
+
+
 def data_summary(shards: list[str], limit: int) -> tuple[list[str], dict]:
     """Read up to ``limit`` captions (for the tokenizer) and the caption count per language."""
     captions, langs = [], Counter()
@@ -45,6 +55,7 @@ def data_summary(shards: list[str], limit: int) -> tuple[list[str], dict]:
             if s.text and s.text.strip():
                 captions.append(s.text)
                 langs[s.meta.get("language", "unknown")] += 1
+                captions.extend(online_extra_captions(s.meta))  # online curation: they train too
             if len(captions) >= limit:
                 break
         if len(captions) >= limit:

@@ -185,6 +185,26 @@ def append_text(loc, text: str) -> None:
     write_text(loc, (read_text(loc) if exists(loc) else "") + text)
 
 
+def upload_dir(local: str, loc) -> None:
+    """Copy a local folder's files to ``loc`` (a path or a URI). Not atomic: a reader checks a
+    copied checkpoint's commit markers (train/commit.py), not its presence."""
+    import pyarrow.fs
+
+    fs, path = resolve(loc)
+    if isinstance(fs, type(_local())):
+        fs.create_dir(path, recursive=True)
+    pyarrow.fs.copy_files(os.path.abspath(local), path, source_filesystem=_local(), destination_filesystem=fs)
+
+
+def remove_dir(loc) -> None:
+    """Delete a folder and everything in it (nothing when it does not exist)."""
+    from pyarrow.fs import FileType
+
+    fs, path = resolve(loc)
+    if fs.get_file_info(path).type != FileType.NotFound:
+        fs.delete_dir(path)
+
+
 def list_files(loc, pattern: str = "*") -> list[str]:
     """Files directly in a folder whose name matches ``pattern`` (fnmatch), sorted by name; a
     folder that does not exist has none. Hidden files (temp files of writes) are left out."""

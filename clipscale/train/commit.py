@@ -96,6 +96,16 @@ def checkpoint_folders(run_dir: str) -> list[str]:
                   if i.type == FileType.Directory and i.base_name.startswith("checkpoint_"))
 
 
+def newest_checkpoint(run_dir: str):
+    """The run folder's newest ``checkpoint_*`` folder as a ``ray.train.Checkpoint`` (for runs
+    that write their checkpoints themselves: train/lane.py), or None; ``usable_checkpoint``
+    then checks it and falls back to an older complete one."""
+    import ray.train
+
+    names = checkpoint_folders(run_dir)
+    return ray.train.Checkpoint(storage.join(run_dir, names[-1])) if names else None
+
+
 def usable_checkpoint(restored, run_dir: str, rank: int = 0):
     """The checkpoint to resume from: Ray's latest when complete, else the newest complete older
     one of the run, with a warning naming the skipped folder(s). None when there is none to
