@@ -3,6 +3,7 @@ without an image are skipped and counted, never a crash."""
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -62,3 +63,29 @@ def test_bad_samples_are_skipped_and_counted(tmp_path, ray_local):
     assert all(r["tokens"].shape == (16,) for r in rows)
     counts = ray.get(counter.get.remote())
     assert counts == {"corrupt_image": 1, "empty_caption": 1, "no_image": 1, "undecodable_caption": 1}
+
+
+def test_run_counters_outlive_the_placement_group_of_the_trial_that_made_them(ray_local):
+    """A trial makes its run's skip and curation counters from inside its placement group; a lost
+    trial driver or node removes that group. The counters must not have been placed in it (Ray
+    kills an actor whose group is removed, and a restartable detached one then waits forever for
+    a bundle that no longer exists: the chaos sweep hung on exactly that)."""
+    from ray.util.placement_group import placement_group, remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from clipscale.train.data import skip_counter
+    from clipscale.train.online_stream import curation_counter
+
+    @ray.remote(num_cpus=0.01)
+    def make_counters() -> None:
+        ray.get(skip_counter("skips-pg-test").add.remote({"bad_image": 3}))
+        ray.get(curation_counter("curation-pg-test").set.remote(0, "shard-0", {"en": 4}, {"en": 1}))
+
+    pg = placement_group([{"CPU": 0.01}])
+    ray.get(pg.ready(), timeout=60)
+    ray.get(make_counters.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+        pg, placement_group_capture_child_tasks=True)).remote(), timeout=120)
+    remove_placement_group(pg)
+    time.sleep(1.0)  # Ray kills what was placed in the removed group
+    assert ray.get(skip_counter("skips-pg-test").get.remote(), timeout=60) == {"bad_image": 3}
+    assert ray.get(curation_counter("curation-pg-test").share.remote(0), timeout=60) == {"en": 0.25}

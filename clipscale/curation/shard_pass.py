@@ -199,9 +199,8 @@ def _curated_sample(sample: Sample, rows: list[dict], chosen: int, mode: str, se
                             "lid_confidence": row["lid_confidence"], "lid_source": row["lid_source"]}
         text = captions[chosen]
     else:
-        # Online: every matched sample is written with its keep probabilities; the per-epoch
-        # draw over them is train/online_curation.py's (not yet fed into the training stream,
-        # see README "Online curation in training").
+        # Online: every matched sample is written with its keep probabilities; training draws
+        # over them every epoch (train/online_stream.py, README "Online curation in training").
         meta["language"] = rows[0]["language"] or row["language"]
         meta["curation"] = {"keep_probs": [r["keep_prob"] for r in rows],
                             "languages": [r["language"] for r in rows],

@@ -40,9 +40,14 @@ class SkipCounter:
 
 
 def skip_counter(name: str):
-    """Get or create the run's counter (detached from the driver's lifetime only by name)."""
+    """Get or create the run's counter (detached from the driver's lifetime only by name). Ray
+    restarts it when its node is lost (counting from zero again), and a reader creates it when a
+    trial's rows came from another trial's decode (a packed sweep's cache): a lookup never fails.
+    Outside any placement group: made from inside a trial, Ray would otherwise put it in the
+    trial's group, and once that group is gone (its driver or node was lost) the restart can never
+    be placed and every call waits forever (seen in the chaos sweep)."""
     return SkipCounter.options(name=name, namespace=SKIP_COUNTER_NAMESPACE, get_if_exists=True,
-                               lifetime="detached").remote()
+                               lifetime="detached", max_restarts=-1, scheduling_strategy="DEFAULT").remote()
 
 
 @functools.lru_cache(maxsize=2)
@@ -54,27 +59,35 @@ def _tokenizer(path: str):
 
 def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_length: int,
                  block_rows: int, counter_name: str, keep_rates: dict | None = None,
-                 filter_seed: int = 0, syntax_tokens: int | None = None) -> Iterator[dict]:
+                 filter_seed: int = 0, syntax_tokens: int | None = None, online_seed: int | None = None,
+                 curation_counter: str | None = None) -> Iterator[dict]:
     """Ray Data UDF over a batch of one shard path: yields decoded, tokenized blocks.
 
     ``keep_rates`` (language -> keep probability, see train/language_mix.py) selects the run's
     language mix; ``syntax_tokens`` applies the syntax text reduction to the raw caption (it
-    needs words, which only exist before tokenization)."""
+    needs words, which only exist before tokenization). ``online_seed``: the batch's rows carry
+    a curation ``epoch`` and online-mode samples are drawn for it (train/online_stream.py)."""
     from clipscale.data.images import ImageDecodeError, decode_image
     from clipscale.text.syntax import syntax_reduce
     from clipscale.train.language_mix import keeps
+    from clipscale.train.online_curation import is_online_sample
+    from clipscale.train.online_stream import EpochDraw
 
     tok = _tokenizer(tokenizer_path)
 
     def piece_counts(words: list[str]) -> list[int]:
         return [len(ids) for ids in tok.sp.EncodeAsIds(words)]
     skipped: collections.Counter = collections.Counter()
-    for path in batch["path"]:
+    epochs = batch["epoch"] if online_seed is not None else [None] * len(batch["path"])
+    for path, epoch in zip(batch["path"], epochs):
         keys, images, texts = [], [], []
+        draw = None if online_seed is None else EpochDraw(online_seed, int(epoch))  # online curation hook
 
         def flush():
             tokens = tok.encode_batch(texts, context_length).numpy().astype(np.int32)
             out = {"key": np.array(keys), "image": np.stack(images), "tokens": tokens}
+            if draw is not None:
+                out["curation_epoch"] = np.full(len(keys), draw.epoch, dtype=np.int64)
             keys.clear(), images.clear(), texts.clear()
             return out
 
@@ -86,7 +99,12 @@ def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_l
                 if not s.text.strip():
                     skipped["empty_caption"] += 1
                     continue
-                language = s.meta.get("language", "unknown")
+                language, text = s.meta.get("language", "unknown"), s.text
+                if draw is not None and is_online_sample(s.meta):
+                    drawn = draw.caption(s.key, s.text, s.meta)  # this epoch's caption, or sits it out
+                    if drawn is None:
+                        continue
+                    text, language = drawn
                 if keep_rates is not None and not keeps(s.key, keep_rates.get(language, 0.0), filter_seed):
                     continue  # outside the run's language mix: not a bad sample, not counted
                 try:
@@ -96,8 +114,8 @@ def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_l
                     continue
                 keys.append(s.key)
                 images.append(img)
-                texts.append(s.text if syntax_tokens is None else
-                             syntax_reduce(s.text, language, syntax_tokens - 2, piece_counts))
+                texts.append(text if syntax_tokens is None else
+                             syntax_reduce(text, language, syntax_tokens - 2, piece_counts))
                 if len(keys) == block_rows:
                     yield flush()
         except ShardError:
@@ -105,24 +123,32 @@ def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_l
             skipped["unreadable_shard"] += 1
         if keys:
             yield flush()
+        if draw is not None:
+            draw.report(curation_counter, str(path))
     if skipped:
-        ray.get(ray.get_actor(counter_name, namespace=SKIP_COUNTER_NAMESPACE).add.remote(dict(skipped)))
+        ray.get(skip_counter(counter_name).add.remote(dict(skipped)))
 
 
 def train_dataset(shards: list[str], *, tokenizer_path: str, image_size: int, context_length: int,
                   counter_name: str, read_parallelism: int, block_rows: int = 256,
                   keep_rates: dict | None = None, filter_seed: int = 0,
-                  syntax_tokens: int | None = None):
+                  syntax_tokens: int | None = None, online_epochs: int | None = None,
+                  online_seed: int = 0, curation_counter: str | None = None):
     """A lazy Ray Dataset of decoded training rows. Order is deterministic (``preserve_order``
-    is set by the launcher), so a resumed run sees the same batches as an uninterrupted one."""
-    ds = ray.data.from_items([{"path": p} for p in shards], override_num_blocks=len(shards))
+    is set by the launcher), so a resumed run sees the same batches as an uninterrupted one.
+    ``online_epochs`` (online-mode shards): the pool ``online_epochs`` times over, each pass
+    with its own curation epoch's draw (train/online_stream.py)."""
+    items = ([{"path": p} for p in shards] if not online_epochs else
+             [{"path": p, "epoch": e} for e in range(online_epochs) for p in shards])
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
     return ds.map_batches(
         decode_shard,
         batch_size=1,
         fn_kwargs=dict(tokenizer_path=tokenizer_path, image_size=image_size,
                        context_length=context_length, block_rows=block_rows,
                        counter_name=counter_name, keep_rates=keep_rates,
-                       filter_seed=filter_seed, syntax_tokens=syntax_tokens),
+                       filter_seed=filter_seed, syntax_tokens=syntax_tokens,
+                       online_seed=online_seed if online_epochs else None, curation_counter=curation_counter),
         compute=ray.data.TaskPoolStrategy(size=read_parallelism),
         num_cpus=DECODE_TASK_CPUS,
     )
