@@ -148,8 +148,9 @@ def bench_sweep(work: Path, trials: int, samples_seen: int, model: str, image_si
         base["train"][key] = min(base["train"].get(key, samples_seen), samples_seen)
     base["eval"]["every_samples"] = min(base["eval"].get("every_samples", samples_seen), samples_seen)
     sweep = {"name": "bench", "base": base, "axes": {"seed": list(range(trials))}}
-    if demo.get("max_concurrent_trials"):
-        sweep["max_concurrent_trials"] = demo["max_concurrent_trials"]
+    for key in ("max_concurrent_trials", "pack_trials"):  # the demo's layout
+        if demo.get(key):
+            sweep[key] = demo[key]
     (work / "bench.yaml").write_text(yaml.safe_dump(sweep))
     sweep_obj = load(work / "bench.yaml", overrides)
     root = sweep_obj.root
@@ -270,9 +271,9 @@ def main() -> None:
         demo = yaml.safe_load((REPO / "sweeps" / "demo.yaml").read_text())
         args.samples_seen = demo["base"]["train"]["samples_seen"]
     if args.quick:
-        # three waves of two trials, each a quarter of a demo trial (overhead weighs more here)
-        args.trials, args.plain_steps = min(args.trials, 6), 10
-        args.samples_seen = min(args.samples_seen, 6144)
+        # two trials on each of the two lanes, each half a demo trial
+        args.trials, args.plain_steps = min(args.trials, 4), 10
+        args.samples_seen = min(args.samples_seen, 16384)
     if torch.cuda.is_available():
         gpu_table(args.repeats)
     if args.mfu or args.skip_ray:

@@ -1,7 +1,8 @@
 """``clipscale demo``: the main job on the built-in emoji world, end to end on one machine.
 
-pool -> curation -> tokenizer -> the demo sweep (sweeps/demo.yaml: model size x image tokens x
-English share, each trial a Ray Train run on Ray Tune; its layout: docs/throughput.md) -> scaling
+pool -> curation -> tokenizer -> the demo sweep (sweeps/demo.yaml: model size x image tokens and
+model size x English share, trials packed into long-lived Ray Train groups on Ray Tune; its layout:
+docs/throughput.md) -> scaling
 figures. Each step skips work an earlier demo in the same folder finished, so an interrupted demo continues where
 it stopped (the sweep resumes: finished trials are kept, interrupted ones continue).
 """
@@ -68,8 +69,10 @@ def run_demo(out: Path, num_samples: int = DEMO_POOL_SAMPLES,
         f"output_dir={out / 'runs'}", f"data.train_shards={curated / 'shards'}",
         f"tokenizer.path={tok}", f"eval.eval_dir={pool / 'eval'}"])
     train = sweep.trials[0][1].train
+    layout = (f"back to back in {sweep.spec.max_concurrent_trials or 'several'} long-lived 1-worker Ray Train groups"
+              if sweep.spec.pack_trials else f"each a {train.num_workers}-worker Ray Train run")
     t0 = step(f"4/5 sweep {sweep.name}: {len(sweep.trials)} trials ({', '.join(sweep.spec.axes)}) on Ray Tune, "
-              f"each a {train.num_workers}-worker Ray Train run with DeepSpeed ZeRO-{train.zero_stage}")
+              f"{layout}, DeepSpeed ZeRO-{train.zero_stage}")
     folder = Path(sweep.root)  # the demo keeps everything under a local folder
     summary = launch(sweep, resume=(folder / "sweep.json").exists())
     if summary["errors"]:

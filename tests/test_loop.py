@@ -176,6 +176,10 @@ def test_contract_keeps_the_run_info_record_and_drops_shards_for_workers(tmp_pat
     record = {"run_id": "plain", "tokenizer_path": "/t.model", "vocab_size": 512, "keep_rates": {"en": 0.5},
               "languages": "en,fr", "english_share": 0.4}
     c = RunContract.from_record(cfg, record, ["/a.tar", "/b.tar"])
-    assert c.record() == record and c.shards == ("/a.tar", "/b.tar") and c.counter_name == "skips-plain"
+    # a record from before online curation was streamed reads as offline data
+    assert c.record() == {**record, "online_epochs": None} and c.online_epochs is None
+    assert c.shards == ("/a.tar", "/b.tar") and c.counter_name == "skips-plain"
     w = pickle.loads(pickle.dumps(c.for_workers()))
-    assert w.shards == () and w.record() == record and w.run == cfg
+    assert w.shards == () and w.record() == c.record() and w.run == cfg
+    online = RunContract.from_record(cfg, {**record, "online_epochs": 3}, [])
+    assert online.online_epochs == 3 and online.record()["online_epochs"] == 3

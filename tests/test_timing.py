@@ -28,6 +28,17 @@ def test_split_names_each_phase_and_sums_to_the_wall():
     assert train_rate(trial([attempt(110.0)])) == pytest.approx(1000 / 17)
 
 
+def test_a_packed_trial_prepares_in_the_worker():
+    """A lane's trial (train/lane.py) prepares its run after worker_start: that is its prepare
+    phase, and its engine start-up is counted from the end of it."""
+    a = attempt(110.0)
+    a["marks"]["prepared"] = 111.5
+    phases = split(trial([a]))
+    assert phases["prepare"] == pytest.approx(1 + 1.5)
+    assert phases["worker_group_start"] == pytest.approx(8) and phases["engine_init"] == pytest.approx(1.5)
+    assert sum(phases.values()) == pytest.approx(40.0)
+
+
 def test_a_restarted_worker_group_counts_both_attempts_training():
     rec = trial([attempt(104.0, samples=400, ev=0, ck=1), attempt(132.0, samples=600, ev=2, ck=1)])
     rec["fit_end"] = 165.0

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clipscale.cli.flags import accept_overrides, add_model_flags, flag_name, model_from_args
 from clipscale.sweep.cost import DEFAULT_MFU
-from clipscale.sweep.dry_run import DEFAULT_STARTUP_S, DEFAULT_UTILISATION
+from clipscale.sweep.dry_run import DEFAULT_STARTUP_S, DEFAULT_UTILISATION, LANE_STARTUP_S, PACKED_TRIAL_S
 
 
 class SweepOptions(BaseModel):
@@ -22,8 +22,9 @@ class SweepOptions(BaseModel):
                                                               "(unset: measured with a matmul here)")
     utilisation: float | None = Field(None, gt=0, le=1, description="dry run: assumed share of that FLOP/s "
                                       f"a training step reaches (unset: {DEFAULT_UTILISATION}; with --cluster, the MFU)")
-    startup_s: float = Field(DEFAULT_STARTUP_S, ge=0, description="dry run: seconds per trial outside the training "
-                                                     "loop (measured on a 2-core CPU node)")
+    startup_s: float | None = Field(None, ge=0, description="dry run: seconds per trial outside the training "
+                                    f"loop (unset: {DEFAULT_STARTUP_S:.0f}, or {PACKED_TRIAL_S:.0f} plus "
+                                    f"{LANE_STARTUP_S:.0f} per lane for a packed sweep; measured on a 2-core CPU node)")
     max_concurrent_trials: int | None = Field(None, ge=1, description="cap on trials at once (unset: the "
                                               "sweep file's, else what the cluster's resources allow)")
 
@@ -102,9 +103,9 @@ def run_sweep(opts: SweepOptions, costs: CostOptions, overrides: list[str]) -> i
             print()
             print(cost.format_costs(plan, gpu, mfu, cluster, matches))
         return 0
-    from clipscale.sweep.tune import launch
+    from clipscale.sweep.fork_launch import launch_sweep
 
-    summary = launch(sweep, resume=opts.resume, cap=cap)
+    summary = launch_sweep(sweep, resume=opts.resume, cap=cap)  # cooldown forks in two phases
     print(f"clipscale sweep {sweep.name}: {len(summary['ran'])} trials run, "
           f"{len(summary['skipped_finished'])} already finished; results table {summary['results']}; "
           f"sweep folder {summary['sweep_dir']}")

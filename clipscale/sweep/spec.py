@@ -46,6 +46,11 @@ class SweepConfig(BaseModel):
     mode: Literal["grid", "list"] = "grid"
     points: list[dict[str, Any]] | None = Field(None, description="list mode: the trials, each axis -> value.")
     max_concurrent_trials: int | None = Field(None, ge=1, description="Cap on concurrent trials; default: what the cluster's resources allow.")
+    pack_trials: bool = Field(
+        False, description="Run the trials back to back in long-lived worker groups, one per concurrent slot, "
+                           "instead of starting a Ray Train worker group per trial: for many short one-worker "
+                           "trials, whose start-up would otherwise rival their training (docs/throughput.md). "
+                           "Every trial must use train.num_workers: 1.")
 
     @field_validator("axes")
     @classmethod

@@ -26,6 +26,11 @@ SWEEP_WIDE: dict[str, Callable[[RunConfig], Any]] = {
     "train.preemption_grace_s": lambda c: c.train.preemption_grace_s,
     "train.trial_driver_resource": lambda c: c.train.trial_driver_resource,
 }
+# The fields every trial of a packed sweep shares: its trials run in one worker group's process.
+PACK_WIDE: dict[str, Callable[[RunConfig], Any]] = {
+    "train.cpus_per_worker": lambda c: c.train.cpus_per_worker,
+    "train.placement_strategy": lambda c: c.train.placement_strategy,
+}
 # The tokenizer the sweep trains (when the base run names none) is read from these fields.
 SWEEP_TOKENIZER: dict[str, Callable[[RunConfig], Any]] = {
     "data.train_shards": lambda c: c.data.train_shards,
@@ -90,6 +95,12 @@ class Sweep:
         if any(cfg.tokenizer.path == sweep_tokenizer_path(root) for _, cfg in trials):
             _agreed(trials, {"tokenizer.path": lambda c: c.tokenizer.path, **SWEEP_TOKENIZER}, source,
                     "the sweep trains one tokenizer for all its trials")
+        if spec.pack_trials:
+            many = [t.id for t, c in trials if c.train.num_workers != 1]
+            if many:
+                raise ConfigError(f"{source}: pack_trials runs one-worker trials back to back, but "
+                                  f"{many[0]} has train.num_workers > 1 (set pack_trials: false)")
+            _agreed(trials, PACK_WIDE, source, "a pack's trials share one worker group")
         return cls(spec, root, trials, settings, source)
 
     @property

@@ -54,6 +54,71 @@ def run_trial(config: dict, run_configs: dict, timings_dir: str) -> None:
         raise result.error  # Tune retries it (a lost node); a diverged run is not retried (launch.build_trainer)
 
 
+def run_lane(config: dict, run_configs: dict, queue: str, timings_dir: str, rows_cache: str | None = None) -> None:
+    """The Tune trainable of a packed sweep: one lane (train/lane.py), a one-worker Ray Train run
+    that takes trials from the sweep's queue until it is empty."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from clipscale.train.lane import LANE_KEY, LaneJob, train_lane_per_worker
+
+    t0 = time.time()
+    configs = {t: RunConfig.model_validate(c) for t, c in run_configs.items()}
+    trainer = lane_trainer(next(iter(configs.values())), config["lane"], LaneJob(
+        lane=config["lane"], queue=queue, configs=configs, timings_dir=timings_dir, started=t0,
+        fit_start=time.time(), rows_cache=rows_cache), train_lane_per_worker, LANE_KEY, [TuneReportCallback()])
+    result = trainer.fit()
+    end_lane_record(timings_dir, config["lane"], time.time())
+    if result.error:
+        raise result.error
+
+
+def lane_trainer(cfg: RunConfig, lane: int, job, loop, key: str, callbacks: list):
+    """One lane's TorchTrainer: one worker with the trials' shared resources (Sweep.of checked
+    that they agree); the lane's own folder holds Ray Train's state, the trials' runs their own."""
+    from ray.train import FailureConfig, LoggingConfig, RunConfig as RayRunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from clipscale.run_inputs import wants_gpu
+
+    return TorchTrainer(
+        loop, train_loop_config={key: job},
+        scaling_config=ScalingConfig(num_workers=1, use_gpu=wants_gpu(cfg),
+                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+        # a folder per launch: a relaunched sweep's lanes start afresh (their trials resume from
+        # their own run folders, not from Ray Train's state of an earlier lane)
+        run_config=RayRunConfig(name=f"lanes/{job.queue}/lane-{lane}", storage_path=storage.absolute(cfg.output_dir),
+                                # a lost worker restarts the lane, which continues its trial
+                                failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+                                callbacks=callbacks, logging_config=LoggingConfig(log_level="WARNING")))
+
+
+def end_lane_record(timings_dir: str, lane: int, end: float) -> None:
+    """The lane's last trial record ends when the lane's worker group has shut down, so the
+    trials' records of a lane add up to the lane's wall (its teardown counts as overhead)."""
+    from clipscale.train.timing import read_trials
+
+    mine = [r for r in read_trials(timings_dir) if r.get("lane") == lane]
+    if mine:
+        last = max(mine, key=lambda r: r["fit_end"])
+        last["fit_end"] = max(end, last["fit_end"])
+        storage.write_text(storage.join(timings_dir, f"{last['trial']}.json"), json.dumps(last))
+
+
+def lane_errors(grid, queue_state: dict, trials: list[str]) -> dict[str, str]:
+    """A packed sweep's failed trials: a diverged trial (its row says failed), the trial a lane
+    was on when the lane failed for good, and the trials no lane reached."""
+    lane_error = {r.config["lane"]: str(r.error).splitlines()[0][:300] for r in grid if r.error}
+    errors = {}
+    for t in trials:
+        outcome = queue_state["outcome"].get(t)
+        if outcome == "failed":
+            errors[t] = "non-finite loss: the run's row says failed"
+        elif outcome is None:
+            lane = queue_state["lanes"].get(t)
+            errors[t] = lane_error.get(lane, "stopped before it finished") if lane is not None else "not run"
+    return errors
+
+
 def finished_trials(table_dir: str) -> set[str]:
     """Run ids with a ``finished`` row in the results table (part files name their status)."""
     from clipscale.results import read_results
@@ -99,16 +164,19 @@ def sweep_tokenizer(sweep: Sweep) -> None:
     store_tokenizer(captions, path, cfg.tokenizer.vocab_size)
 
 
-def launch(sweep: Sweep, resume: bool, cap: int | None = None) -> dict:
+def launch(sweep: Sweep, resume: bool, cap: int | None = None, check: bool = True) -> dict:
     """Run every unfinished trial on Ray Tune; returns a summary of what ran and where rows are.
-    ``cap``: at most this many trials at once (default: the sweep file's, else what fits)."""
+    ``cap``: at most this many trials at once (default: the sweep file's, else what fits).
+    ``check=False``: the caller checked the sweep's state for all its trials (sweep/fork_launch.py
+    launches a sweep's trunks, then its forks)."""
     import ray
     from ray import tune
 
     from clipscale.ray_setup import init_ray
 
     name, root, trials = sweep.name, sweep.root, sweep.trials
-    check_state(root, name, [t for t, _ in trials], resume)
+    if check:
+        check_state(root, name, [t for t, _ in trials], resume)
     table_dir = sweep.table_dir
     done = finished_trials(table_dir)
     pending = [(t, c) for t, c in trials if t.id not in done]
@@ -124,10 +192,25 @@ def launch(sweep: Sweep, resume: bool, cap: int | None = None) -> dict:
     print(f"[clipscale] sweep {name}: {len(pending)} trials to run ({len(done)} already finished), "
           f"{slots} at a time on { {k: res[k] for k in ('CPU', 'GPU') if k in res} }", flush=True)
     run_configs = {t.id: c.model_dump(mode="json") for t, c in pending}
-    trainable = tune.with_parameters(run_trial, run_configs=run_configs, timings_dir=storage.join(root, "timings"))
+    timings = storage.join(root, "timings")
+    if sweep.spec.pack_trials:  # lanes take the trials from a queue, costliest first
+        from clipscale.sweep.queue import create_queue, lane_order
+        from clipscale.train.plan import plan_run
+        from clipscale.train.rows_cache import create_rows_cache, rows_cache_name
+
+        order = lane_order({t.id: sum(p.compute for p in plan_run(c)) for t, c in pending})
+        queue, queue_name = create_queue(name, order)
+        # one decode per row set for the whole launch (data.cache); the driver holds it
+        rows_cache = create_rows_cache(queue_name)
+        trainable = tune.with_parameters(run_lane, run_configs=run_configs, queue=queue_name,
+                                         timings_dir=timings, rows_cache=rows_cache_name(queue_name))
+        space = {"lane": tune.grid_search(list(range(slots)))}
+    else:
+        trainable = tune.with_parameters(run_trial, run_configs=run_configs, timings_dir=timings)
+        space = {"trial": tune.grid_search([t.id for t, _ in pending])}
     tuner = tune.Tuner(
         tune.with_resources(trainable, preemption.driver_resources(sweep.trial_driver_resource)),
-        param_space={"trial": tune.grid_search([t.id for t, _ in pending])},
+        param_space=space,
         # reuse_actors: the next trial runs in the finished trial's trainable process, which has
         # clipscale, Ray Train and torch imported already (docs/throughput.md: per-trial start-up)
         tune_config=tune.TuneConfig(max_concurrent_trials=slots, reuse_actors=True),
@@ -150,7 +233,9 @@ def launch(sweep: Sweep, resume: bool, cap: int | None = None) -> dict:
     grid = tuner.fit()
     summary["wall_s"] = time.time() - t0
     storage.append_text(launches, json.dumps({"event": "end", "time": time.time(), "start": t0}) + "\n")
-    for r in grid:
+    if sweep.spec.pack_trials:
+        summary["errors"] = lane_errors(grid, ray.get(queue.state.remote()), [t.id for t, _ in pending])
+    for r in ([] if sweep.spec.pack_trials else grid):
         if r.error:
             summary["errors"][r.config["trial"]] = str(r.error).splitlines()[0][:300]
         elif (r.metrics or {}).get("status") == "failed":  # a non-finite loss: its row says failed

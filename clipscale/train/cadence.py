@@ -40,6 +40,7 @@ class Cadence:
     log_every_steps: int
     eval_every_samples: int | None    # None: the run has no evaluator
     checkpoint_every_samples: int
+    fork_points: tuple[int, ...] = ()  # a wsd trunk also checkpoints where its forks start (sweep/fork_launch.py)
 
     @classmethod
     def from_config(cls, run: RunConfig, evaluate: bool | None = None) -> Cadence:
@@ -49,7 +50,8 @@ class Cadence:
                    stage_ends=tuple(accumulate(run.stage_samples())),
                    log_every_steps=run.logging.log_every_steps,
                    eval_every_samples=run.eval.every_samples if evaluate else None,
-                   checkpoint_every_samples=run.train.checkpoint_every_samples)
+                   checkpoint_every_samples=run.train.checkpoint_every_samples,
+                   fork_points=tuple(run.train.fork_points))
 
     def is_last(self, samples_seen: int) -> bool:
         return samples_seen >= self.total_samples
@@ -66,7 +68,8 @@ class Cadence:
         return self.is_last(after) or crossed(before, after, self.eval_every_samples)
 
     def should_checkpoint(self, before: int, after: int) -> bool:
-        return self.is_last(after) or crossed(before, after, self.checkpoint_every_samples)
+        return (self.is_last(after) or crossed(before, after, self.checkpoint_every_samples)
+                or any(before < p <= after for p in self.fork_points))
 
     def decide(self, stage: int, step: int, before: int, after: int) -> Decision:
         """Everything due after the step ``step`` of stage ``stage`` took samples seen from

@@ -24,18 +24,27 @@ class RunContract:
     english_share: float                    # English share of that mix
     counter_name: str                       # Ray actor counting skipped rows (train/data.py)
     shards: tuple[str, ...] = ()            # training shards: driver only (workers read Ray Data streams)
+    # online-mode curated shards: curation epochs the stream draws (train/online_stream.py); None: offline data
+    online_epochs: int | None = None
 
     # the fields run_info.json stores (shards and the counter are looked up again on each start)
-    RECORD = ("run_id", "tokenizer_path", "vocab_size", "keep_rates", "languages", "english_share")
+    RECORD = ("run_id", "tokenizer_path", "vocab_size", "keep_rates", "languages", "english_share",
+              "online_epochs")
 
     @classmethod
     def from_record(cls, run: RunConfig, record: dict, shards: list[str]) -> RunContract:
-        return cls(run=run, **{k: record[k] for k in cls.RECORD}, counter_name=f"skips-{run.name}",
-                   shards=tuple(shards))
+        # a run_info.json written before online curation was streamed has no online_captions
+        return cls(run=run, **{k: record[k] for k in cls.RECORD if k in record},
+                   counter_name=f"skips-{run.name}", shards=tuple(shards))
 
     def record(self) -> dict:
         """The JSON-able facts ``run_info.json`` keeps (also logged to W&B as the run's ``info``)."""
         return {k: getattr(self, k) for k in self.RECORD}
+
+    @property
+    def curation_counter_name(self) -> str:
+        """Ray actor counting the online draw's offered and kept images (train/online_stream.py)."""
+        return f"curation-{self.run.name}"
 
     def for_workers(self) -> RunContract:
         """The contract without the driver-only shard list (workers get Ray Data streams)."""

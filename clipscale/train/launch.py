@@ -73,9 +73,11 @@ def prepare(cfg: RunConfig, resume: bool = False) -> RunContract:
         rates, mix = run_mix(cfg, pool_counts)
         tok_path = prepare_tokenizer(cfg, captions)
         from clipscale.text.tokenizer import load_tokenizer
+        from clipscale.train.online_stream import online_epochs
         contract = RunContract.from_record(cfg, {"run_id": cfg.name, "tokenizer_path": tok_path,
                                                  "vocab_size": load_tokenizer(tok_path).vocab_size,
-                                                 "keep_rates": rates, **mix}, shards)
+                                                 "keep_rates": rates, **mix,
+                                                 "online_epochs": online_epochs(shards, cfg)}, shards)
         storage.write_text(storage.join(cfg.run_dir, "run_config.json"), cfg.model_dump_json(indent=1))
         storage.write_text(info_file, json.dumps(contract.record(), indent=1))  # last: it marks the run as started
     if not storage.is_file(contract.tokenizer_path):
@@ -83,13 +85,36 @@ def prepare(cfg: RunConfig, resume: bool = False) -> RunContract:
     return contract
 
 
+def stage_decode(contract: RunContract, stage: int) -> dict:
+    """The decoding settings of one stage's stream (``train.data.train_dataset``'s keywords)."""
+    from clipscale.train.plan import model_spec
+
+    cfg = contract.run
+    st, ctx = cfg.stages[stage], model_spec(cfg).text.context_length
+    return dict(tokenizer_path=contract.tokenizer_path, image_size=st.image_size, context_length=ctx,
+                counter_name=contract.counter_name, read_parallelism=cfg.data.read_parallelism,
+                keep_rates=contract.keep_rates, filter_seed=cfg.train.seed,
+                syntax_tokens=(st.text_tokens or ctx) if st.text_reduction == "syntax" else None,
+                online_epochs=contract.online_epochs, online_seed=cfg.train.seed,
+                curation_counter=contract.curation_counter_name)
+
+
+def stage_dataset(contract: RunContract, stage: int):
+    """One stage's lazy Ray Dataset of decoded rows, with the run's counters created."""
+    from clipscale.train.data import skip_counter, train_dataset
+
+    skip_counter(contract.counter_name)
+    if contract.online_epochs:
+        from clipscale.train.online_stream import curation_counter
+        curation_counter(contract.curation_counter_name)
+    return train_dataset(list(contract.shards), **stage_decode(contract, stage))
+
+
 def build_trainer(contract: RunContract, callbacks: list | None = None):
     import ray.data
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from clipscale.train.data import skip_counter, train_dataset
-    from clipscale.train.plan import model_spec
     from clipscale.train.worker import CONTRACT_KEY, train_loop_per_worker
 
     cfg = contract.run
@@ -98,15 +123,9 @@ def build_trainer(contract: RunContract, callbacks: list | None = None):
     data_ctx.execution_options.preserve_order = True
     # The split coordinator's bars interleave with the workers' log lines; the loop prints progress.
     data_ctx.enable_progress_bars = False
-    skip_counter(contract.counter_name)
-    ctx = model_spec(cfg).text.context_length
-    datasets = {f"train_{i}": train_dataset(list(contract.shards), tokenizer_path=contract.tokenizer_path,
-                                            image_size=st.image_size, context_length=ctx,
-                                            counter_name=contract.counter_name,
-                                            read_parallelism=cfg.data.read_parallelism,
-                                            keep_rates=contract.keep_rates, filter_seed=cfg.train.seed,
-                                            syntax_tokens=(st.text_tokens or ctx) if st.text_reduction == "syntax" else None)
-                for i, st in enumerate(cfg.stages)}
+    datasets = {f"train_{i}": stage_dataset(contract, i) for i in range(len(cfg.stages))}
+    if cfg.data.cache:  # decoded once, here; every epoch of every worker reads the stored rows
+        datasets = {k: ds.materialize() for k, ds in datasets.items()}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={CONTRACT_KEY: contract.for_workers()},

@@ -20,6 +20,7 @@ from clipscale.results import append_rows, row_payload
 from clipscale.train import checkpoint as ckpt
 from clipscale.train.cadence import Cadence, Decision
 from clipscale.train.contract import RunContract
+from clipscale.train.fork import fork_columns
 from clipscale.train.plan import StagePlan, stage_columns
 from clipscale.train.step import Batch
 from clipscale.train.timing import PhaseTimes
@@ -212,5 +213,6 @@ def results_row(contract: RunContract, plan: list[StagePlan], state: ckpt.TrainS
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     row.update(stage_columns(plan, state.samples_seen))
+    row.update(fork_columns(cfg.train.init_from))  # a cooldown fork: its trunk and fork point
     row.update(metrics)
     return row

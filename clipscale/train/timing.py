@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from clipscale import storage
 
-WORKER_MARKS = ("worker_start", "engine_built", "loop_start", "first_batch", "first_step",
+WORKER_MARKS = ("worker_start", "prepared", "engine_built", "loop_start", "first_batch", "first_step",
                 "last_step", "loop_end")
 SECTIONS = ("eval", "checkpoint")
 # The phases of a trial's wall, in order; ``split`` returns seconds for each (they sum to the wall).
@@ -85,12 +85,17 @@ def split(trial: dict) -> dict[str, float]:
     ckpts = sum(a["seconds"].get("checkpoint", 0.0) for a in attempts)
     m = attempts[-1]["marks"]
     prepared = trial.get("prepared", trial["fit_start"])
-    points = [trial["start"], prepared, trial["fit_start"], m.get("worker_start"), m.get("engine_built"),
+    # a packed trial (train/lane.py) prepares its run in the worker: worker_start -> prepared
+    in_worker = m.get("prepared")
+    points = [trial["start"], prepared, trial["fit_start"], m.get("worker_start"),
+              in_worker if in_worker is not None else m.get("worker_start"), m.get("engine_built"),
               m.get("loop_start"), m.get("first_batch")]
     # a missing mark (a worker that died early) takes the previous one's time
     for i in range(1, len(points)):
         points[i] = points[i - 1] if points[i] is None else max(points[i], points[i - 1])
-    phases = dict(zip(PHASES[:6], (b - a for a, b in zip(points, points[1:]))))
+    gaps = [b - a for a, b in zip(points, points[1:])]
+    gaps[0] += gaps.pop(3)  # the in-worker preparation is the trial's prepare phase
+    phases = dict(zip(PHASES[:6], gaps))
     # a restarted attempt's earlier attempts: their training counts as training, the rest as start-up
     earlier = sum(train_seconds(a) + a["seconds"].get("eval", 0.0) + a["seconds"].get("checkpoint", 0.0)
                   for a in attempts[:-1])
