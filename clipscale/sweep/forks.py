@@ -1,11 +1,14 @@
 """Cooldown forks on the samples-seen axis (planning): with a warmup-stable-decay schedule
 (train.schedule=wsd), runs that differ only in ``samples_seen`` share the constant-lr trunk, so
 one trunk run plus a short cooldown from the trunk at each samples-seen value replaces k
-independent runs (Hagele et al. 2024). This module computes what that costs; the launcher does
-not yet run forks (README, "Cooldown forks").
+independent runs (Hagele et al. 2024). This module plans the forks and what they cost;
+sweep/fork_launch.py runs them (README, "Cooldown forks").
 
-Trunk: from 0 to the latest cooldown start, max_i (S_i - c_i). Fork i: its cooldown, c_i =
-round(cooldown_share x S_i) samples. Independent runs: sum_i S_i.
+Fork i leaves the trunk at f_i, its cooldown start S_i - round(cooldown_share x S_i) rounded down
+to a step boundary (a multiple of the global batch): up to there its lr is the trunk's constant
+lr, so its state there is the trunk's. Trunk: from 0 to the latest fork point, max_i f_i (the
+longest run itself, whose own cooldown is its fork's). Fork i: its cooldown, S_i - f_i samples.
+Independent runs: sum_i S_i.
 """
 from __future__ import annotations
 
@@ -34,9 +37,22 @@ class ForkPlan:
         return 1.0 - self.forked_samples / self.independent_samples
 
 
-def plan_forks(samples: list[int], cooldown_share: float) -> ForkPlan:
+    @property
+    def fork_points(self) -> tuple[int, ...]:
+        """Where each fork leaves the trunk (its first sample of cooldown)."""
+        return tuple(s - c for s, c in zip(self.samples, self.cooldown_samples))
+
+
+def fork_point(samples: int, cooldown_share: float, batch: int = 1) -> int:
+    """The step boundary (a multiple of ``batch``) at or before the cooldown start of a wsd run of
+    ``samples`` (train/schedule.wsd_lr's ``start``)."""
+    start = samples - max(1, round(cooldown_share * samples))
+    return start // batch * batch
+
+
+def plan_forks(samples: list[int], cooldown_share: float, batch: int = 1) -> ForkPlan:
     points = tuple(sorted(set(samples)))
-    cooldowns = tuple(max(1, round(cooldown_share * s)) for s in points)
+    cooldowns = tuple(s - fork_point(s, cooldown_share, batch) for s in points)
     trunk = max(s - c for s, c in zip(points, cooldowns))
     return ForkPlan(points, trunk, cooldowns)
 
@@ -60,7 +76,8 @@ def dry_run_lines(trials, estimates) -> list[str]:
     lines, forked_total, independent_total = [], 0.0, 0.0
     for other, members in fork_groups(trials):
         cfg0 = members[0][1]
-        plan = plan_forks([c.train.samples_seen for _, c in members], cfg0.train.cooldown_share)
+        plan = plan_forks([c.train.samples_seen for _, c in members], cfg0.train.cooldown_share,
+                          cfg0.train.global_batch_size)
         flops = by_id[members[0][0].id].flops_per_sample
         forked, independent = plan.forked_samples * flops, plan.independent_samples * flops
         forked_total += forked
@@ -74,5 +91,7 @@ def dry_run_lines(trials, estimates) -> list[str]:
         lines.append(f"cooldown forks in all: {forked_total:.3e} FLOPs vs {independent_total:.3e} "
                      f"(saves {1 - forked_total / independent_total:.0%})")
     if lines:
-        lines.append("(planned: `clipscale sweep` still runs every trial in full)")
+        lines.append("(`clipscale sweep` runs these as forks: the longest run of each group is the trunk, "
+                     "then each other run restores the trunk's checkpoint at its cooldown start and "
+                     "trains only its cooldown)")
     return lines
