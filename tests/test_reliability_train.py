@@ -13,7 +13,7 @@ import pytest
 
 from clipscale.results import read_results
 from clipscale.train.attempts import read_attempts
-from test_train import REPO, run_cli, tiny_config, write_yaml
+from test_train import PROMPT_REGISTRATION, REPO, run_cli, tiny_config, write_yaml
 
 pytestmark = pytest.mark.slow
 GOLDEN = json.loads((REPO / "tests" / "assets" / "losses" / "tiny_s_zero2.json").read_text())
@@ -37,17 +37,18 @@ def test_killed_after_an_eval_with_a_damaged_latest_checkpoint_one_row_golden_en
     cfg = write_yaml(tiny_config(tiny_pool, tmp_path, "rel"), tmp_path / "rel.yaml")
     run_dir = tmp_path / "rel"
     log = tmp_path / "first.log"
-    proc = run_cli(["train", str(cfg)], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    proc = run_cli(["train", str(cfg)], PROMPT_REGISTRATION, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 600
     names, latest = [], None
     while time.time() < deadline and proc.poll() is None:
         names, latest = registered_checkpoints(run_dir)
         if len(names) >= 2:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert len(names) >= 2, f"no second checkpoint registered in time ({names}):\n{log.read_text()[-3000:]}"
+    names, latest = registered_checkpoints(run_dir)  # as the kill left them
+    assert len(names) == 2, f"not exactly 2 checkpoints registered at the kill ({names}):\n{log.read_text()[-3000:]}"
     first_rows = read_results(tmp_path / "results")
     assert 2048 in set(first_rows["samples_seen"]) and first_rows["samples_seen"].max() < 4096
     first_2048 = first_rows.set_index("samples_seen").loc[2048, "timestamp"]

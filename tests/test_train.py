@@ -50,6 +50,13 @@ def load_golden() -> dict:
     return json.loads((REPO / "tests" / "assets" / "losses" / "tiny_s_zero2.json").read_text())
 
 
+# Ray Train registers a reported checkpoint (writes checkpoint_manager_snapshot.json) when its
+# controller next polls the workers, by default every 2 s; on an idle machine the tiny run makes
+# its next checkpoint within that. Tests that kill a run right after a registered checkpoint poll
+# every 0.2 s, so the kill lands before the next one is registered with it.
+PROMPT_REGISTRATION = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
+
+
 def run_cli(args: list[str], env_extra: dict | None = None, **kw) -> subprocess.Popen:
     env = {**os.environ, "WANDB_MODE": "offline", **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "clipscale.cli", *args], cwd=REPO, env=env,
