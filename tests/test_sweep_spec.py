@@ -107,6 +107,24 @@ def test_dry_run_figures_are_the_plan(tmp_path):
     assert "GFLOPs/sample" in text and "estimated sweep time" in text and "given" in text
 
 
+def test_dry_run_of_a_packed_sweep_pays_start_up_once_per_lane(tmp_path):
+    from clipscale.sweep.dry_run import DEFAULT_STARTUP_S, LANE_STARTUP_S, PACKED_TRIAL_S
+
+    axes = {"model": ["tiny-s", "tiny"], "image_tokens": [4, 16]}
+    resources = {"CPU": 4.0, "GPU": 0.0}
+    one_worker = {**BASE, "train": {**BASE.get("train", {}), "num_workers": 1}}
+    _, alone = dry_run(load(sweep_file(tmp_path, axes=axes, base=one_worker)), flops_per_s=1e10,
+                       resources=resources)
+    text, packed = dry_run(load(sweep_file(tmp_path, axes=axes, base=one_worker, pack_trials=True)),
+                           flops_per_s=1e10, resources=resources)
+    for a, b in zip(alone["trials"], packed["trials"]):
+        assert a.seconds - b.seconds == pytest.approx(DEFAULT_STARTUP_S - PACKED_TRIAL_S)
+    assert packed["total_seconds"] == pytest.approx(
+        schedule_seconds([e.seconds for e in packed["trials"]], 2) + LANE_STARTUP_S)
+    assert f"+ {LANE_STARTUP_S:.0f} s per lane" in text
+    assert schedule_seconds([10, 10, 10], 2, slot_start=5) == 25
+
+
 def test_concurrency_and_schedule():
     assert concurrency({"CPU": 16, "GPU": 8}, {"CPU": 4, "GPU": 2}, 10) == 4
     assert concurrency({"CPU": 16, "GPU": 1}, {"CPU": 4, "GPU": 2}, 10) == 1   # at least one
@@ -123,7 +141,7 @@ def test_repository_sweeps_validate_and_dry_run():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "sweeps"
-    sizes = {"smoke": 2, "demo": 18, "inverse_scaling": 18, "multilinguality": 12, "clipa_v2_h14": 1,
+    sizes = {"smoke": 2, "demo": 12, "inverse_scaling": 18, "multilinguality": 12, "clipa_v2_h14": 1,
              "metaclip2_ablation": 8}
     for name, n in sizes.items():
         path = root / f"{name}.yaml"

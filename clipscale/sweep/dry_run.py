@@ -4,11 +4,15 @@ and the concurrency the cluster allows, without starting a trial.
 The time estimate is stated, not hidden: a trial takes
 ``compute / (devices x FLOP/s per device x utilisation) + start-up``, where FLOP/s per device is
 measured here with a dense matmul (one CPU core in fp32, or one GPU in bf16) unless given, the
-utilisation is an assumption (default 0.3), and start-up is the per-trial cost outside the
-training loop (default 75 s: measured by benchmarks/token_reduction.py on the demo sweep, 2
-concurrent 2-worker trials on a shared 2-core CPU node, 67-93 s each for prepare, Ray Train
-worker group, DeepSpeed init, Ray Data start and teardown). The sweep's time is the trials'
-times packed onto ``concurrency`` slots in order.
+utilisation is an assumption (default 0.3), and start-up is the cost outside the training loop.
+A trial of its own pays all of it (default 75 s: measured by benchmarks/token_reduction.py on
+the demo sweep, 2 concurrent 2-worker trials on a shared 2-core CPU node, 67-93 s each for
+prepare, Ray Train worker group, DeepSpeed init, Ray Data start and teardown). A packed sweep
+(``pack_trials``) pays the worker group, the first engine and the first stream once per lane
+(``LANE_STARTUP_S``) and a few seconds per trial after that (``PACKED_TRIAL_S``); both measured
+from the demo's timing records (docs/throughput.md). Decoding a row set a lane has not seen yet
+(a new image size or language mix) costs a trial more than that and is not modelled. The sweep's
+time is the trials' times packed onto ``concurrency`` slots in order.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from clipscale.train.plan import model_spec, plan_run
 ASSUMED_GPU = "H100"
 DEFAULT_UTILISATION = 0.3   # assumed share of the device's FLOP/s a training step reaches
 DEFAULT_STARTUP_S = 75.0    # seconds per trial outside the training loop (measured; see above)
+LANE_STARTUP_S = 33.0       # packed sweep: a lane's start before its first trial trains (measured)
+PACKED_TRIAL_S = 2.0        # packed sweep: each trial's own prepare, set-up, eval and hand-over
 
 
 @dataclass(frozen=True)
@@ -95,9 +101,10 @@ def estimate(trial: Trial, cfg: RunConfig, device_flops: float, use_gpu: bool,
                          compute / cfg.train.samples_seen, compute, seconds)
 
 
-def schedule_seconds(durations: list[float], slots: int) -> float:
-    """Wall time of running ``durations`` in order on ``slots`` parallel slots (greedy)."""
-    free = [0.0] * max(1, slots)
+def schedule_seconds(durations: list[float], slots: int, slot_start: float = 0.0) -> float:
+    """Wall time of running ``durations`` in order on ``slots`` parallel slots (greedy), each
+    slot first paying ``slot_start`` (a packed sweep's lane start-up)."""
+    free = [slot_start] * max(1, slots)
     for d in durations:
         i = free.index(min(free))
         free[i] += d
@@ -129,7 +136,7 @@ def format_table(estimates: list[TrialEstimate]) -> str:
 
 
 def dry_run(sweep: Sweep, flops_per_s: float | None = None,
-            utilisation: float = DEFAULT_UTILISATION, startup_s: float = DEFAULT_STARTUP_S, cap: int | None = None,
+            utilisation: float = DEFAULT_UTILISATION, startup_s: float | None = None, cap: int | None = None,
             resources: dict[str, float] | None = None, flops_source: str = "given") -> tuple[str, dict]:
     """The printed report and its figures (for tests and the CLI); ``flops_source`` says where a
     given ``flops_per_s`` comes from."""
@@ -145,14 +152,20 @@ def dry_run(sweep: Sweep, flops_per_s: float | None = None,
         source = f"assumed ({ASSUMED_GPU} bf16 dense peak; no GPU here)"
     else:
         device_flops, source = measure_flops_per_s(use_gpu), "measured here"
+    # start-up per trial (given, or measured for the layout) and, packed, once per lane
+    packed = bool(sweep.spec.pack_trials)
+    if startup_s is None:
+        startup_s = PACKED_TRIAL_S if packed else DEFAULT_STARTUP_S
+    lane_s = LANE_STARTUP_S if packed else 0.0
     est = [estimate(t, c, device_flops, use_gpu, utilisation, startup_s) for t, c in trials]
     slots = sweep.concurrency(resources, use_gpu, cap)
-    total = schedule_seconds([e.seconds for e in est], slots)
+    total = schedule_seconds([e.seconds for e in est], slots, lane_s)
     device = "GPU (bf16)" if use_gpu else "CPU core (fp32)"
     header = (f"sweep {name}: {len(trials)} trials; cluster {resources}; {slots} concurrent\n"
               f"estimated time = compute / (devices x {device_flops / 1e9:,.1f} GFLOP/s per {device}, "
               f"{source} x {utilisation:.0%} assumed utilisation) "
-              f"+ {startup_s:.0f} s start-up per trial")
+              f"+ {startup_s:.0f} s start-up per trial"
+              + (f" (packed: + {lane_s:.0f} s per lane)" if packed else ""))
     if missing_gpus:
         header += (f"\nthis cluster has no GPU; trials ask for up to {sweep.max_workers()} GPU workers each: "
                    "times are for a cluster that has them")
