@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RAY_AUTH_MODE=disabled WANDB_MODE=offline WANDB_SILENT=true
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -m "not cluster and not chaos" "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider -m "not cluster" "$@"

@@ -32,6 +32,10 @@ def node_ports() -> list[str]:
     return args
 
 
+class NodeExited(RuntimeError):
+    """A node's `ray start` process ended while the cluster was waiting for it."""
+
+
 class LocalCluster:
     def __init__(self, log_dir: Path, env: dict | None = None):
         self.log_dir = Path(log_dir)
@@ -64,30 +68,57 @@ class LocalCluster:
                 stderr=subprocess.STDOUT)
 
     def start_head(self, num_cpus: int, object_store_bytes: int = 10**9) -> None:
-        self._start("head", ["--head", "--port", str(self.gcs_port), "--num-cpus", str(num_cpus),
-                             "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dashboard_port),
-                             "--ray-client-server-port", str(free_port()),
-                             "--object-store-memory", str(object_store_bytes), "--resources",
-                             json.dumps({NODE_TAG + "head": 1})])
-        self.wait_for(1)
+        def args() -> list[str]:
+            self.gcs_port, self.dashboard_port = free_port(), free_port()  # fresh on a retry
+            return ["--head", "--port", str(self.gcs_port), "--num-cpus", str(num_cpus),
+                    "--dashboard-host", "127.0.0.1", "--dashboard-port", str(self.dashboard_port),
+                    "--ray-client-server-port", str(free_port()),
+                    "--object-store-memory", str(object_store_bytes), "--resources",
+                    json.dumps({NODE_TAG + "head": 1})]
+        self._start_and_wait("head", args, 1)
 
     def add_worker(self, name: str, num_cpus: int, object_store_bytes: int = 10**9) -> None:
-        self._start(name, ["--address", self.address, "--num-cpus", str(num_cpus),
-                           "--object-store-memory", str(object_store_bytes),
-                           "--resources", json.dumps({NODE_TAG + name: 1})])
-        self.wait_for(len(self.nodes))
+        self._start_and_wait(name, lambda: ["--address", self.address, "--num-cpus", str(num_cpus),
+                                            "--object-store-memory", str(object_store_bytes),
+                                            "--resources", json.dumps({NODE_TAG + name: 1})],
+                             len(self.nodes) + 1)
+
+    def _start_and_wait(self, name: str, args, n: int, tries: int = 3) -> None:
+        """Start a node and wait until the cluster has ``n`` live nodes. On a loaded 2-core
+        machine a starting node can miss Ray 2.60's fixed start-up waits (30 s for the raylet to
+        register with the GCS, ray/_private/node.py; the raylet's wait for its dashboard agent,
+        after which it aborts) and its `ray start` process exits: it is started again, at most
+        ``tries`` times. Only start-up is retried; a node lost later is the test's business."""
+        for attempt in range(1, tries + 1):
+            self._start(name, args())
+            try:
+                self.wait_for(n)
+                return
+            except NodeExited:
+                if attempt == tries:
+                    raise
+                try:  # what the failed start left running (its GCS, for a head)
+                    os.killpg(self.nodes[name].pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def alive_nodes(self) -> list[dict]:
         """The GCS's view: each live node's id and resources (asked from a separate process so
         the test process never joins the cluster as a driver)."""
         code = (f"import json, ray; ray.init(address={self.address!r}, logging_level='ERROR'); "
-                "print(json.dumps([{'id': n['NodeID'], 'resources': n['Resources']} "
+                "print('NODES ' + json.dumps([{'id': n['NodeID'], 'resources': n['Resources']} "
                 "for n in ray.nodes() if n['Alive']]))")
-        out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True,
-                             text=True, timeout=120, check=False)
-        if out.returncode:
+        try:
+            out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True,
+                                 text=True, timeout=120, check=False)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"the cluster at {self.address} did not answer in 120 s") from None
+        # the driver's stdout also carries the cluster's forwarded log lines (a crashing raylet's
+        # stack trace, say): the answer is the line this probe marked
+        answer = [ln for ln in out.stdout.splitlines() if ln.startswith("NODES ")]
+        if out.returncode or not answer:
             raise RuntimeError(f"cannot reach the cluster at {self.address}: {out.stderr[-2000:]}")
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return json.loads(answer[-1].removeprefix("NODES "))
 
     def node_ids(self) -> dict[str, str]:
         """Node name (head, or the name given to add_worker) -> Ray node id, for live nodes."""
@@ -103,7 +134,7 @@ class LocalCluster:
         while time.time() < deadline:
             for name, p in self.nodes.items():
                 if p.poll() is not None:
-                    raise RuntimeError(f"node {name} exited: " + (self.log_dir / f"node-{name}.log").read_text()[-2000:])
+                    raise NodeExited(f"node {name} exited: " + (self.log_dir / f"node-{name}.log").read_text()[-2000:])
             try:
                 if len(self.alive_nodes()) == n:
                     return
