@@ -5,13 +5,11 @@ run of the same wsd schedule."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
 
@@ -24,6 +22,7 @@ from clipscale.sweep.sweep import load
 from clipscale.train.attempts import read_attempts
 from clipscale.train.cadence import Cadence
 from clipscale.train.fork import fork_columns, fork_dir, fork_origin
+from processes import kill_tree
 from test_train import PROMPT_REGISTRATION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,12 +125,7 @@ def forked_sweep(tiny_pool, tmp_path_factory):
     # The driver's machine dies: the driver and every process it started (its local Ray: GCS,
     # raylet, the Train workers) at once. Killing the driver's group alone leaves the workers
     # running until they notice, and on an idle machine they finish the fork's last 15 steps.
-    doomed = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-    for pid in doomed:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    kill_tree(proc.pid)
     proc.wait()
     first_wall = time.time() - t0
     timings_before = (Path(sweep.root) / "timings" / f"{trunk_trial.id}.json").read_text()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from clipscale.results import read_results
+from processes import kill_tree
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def interrupted_sweep(tiny_pool, tmp_path_factory):
         time.sleep(0.5)
     assert proc.poll() is None, "the sweep ended before it could be interrupted"
     assert second_started, "the second trial did not checkpoint in time"
-    os.killpg(proc.pid, signal.SIGKILL)
+    kill_tree(proc.pid)
     proc.wait()
     before = {p.name: p.stat().st_mtime_ns for p in (root / "results").glob("part-*.parquet")}
     timings_before = {p.name: p.read_text() for p in (root / "timings").glob("*.json")}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import pytest
 
 from clipscale.config import build_run_config, resolve_paths
 from clipscale.results import read_results
+from processes import kill_tree
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -136,7 +136,7 @@ def test_resume_reproduces_uninterrupted_losses(reference_run, tiny_pool, tmp_pa
         time.sleep(0.5)
     assert list(run_dir.glob("checkpoint_*")), "no checkpoint was written"
     time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray cluster die mid-run
+    kill_tree(proc.pid)  # the driver and its local Ray cluster die mid-run
     proc.wait()
     interrupted = read_results(tmp_path / "results") if list((tmp_path / "results").glob("*.parquet")) else pd.DataFrame()
     assert interrupted.empty or interrupted["samples_seen"].max() < 4096

@@ -7,8 +7,6 @@ About 3 minutes on 2 cores: it runs in the cluster suite (scripts/test_cluster.s
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_run_on_a_uri_checkpoints_there_and_resumes_from_it(tiny_pool, tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from processes import kill_tree  # tests/processes.py
     from test_train import run_cli, tiny_config, write_yaml  # tests/test_train.py
 
     pool = tiny_pool  # the pool of the golden loss curve
@@ -45,7 +44,7 @@ def test_run_on_a_uri_checkpoints_there_and_resumes_from_it(tiny_pool, tmp_path)
         assert proc.poll() is None, log0.read_text()[-3000:]
         time.sleep(0.5)
     assert (run / "checkpoint_manager_snapshot.json").exists(), "no checkpoint was registered"
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray die mid-run
+    kill_tree(proc.pid)  # the driver and its local Ray die mid-run
     proc.wait()
     rows = read_results(out + "/results") if storage.list_files(out + "/results") else None
     assert rows is None or rows["samples_seen"].max() < 4096
