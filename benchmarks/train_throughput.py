@@ -271,9 +271,10 @@ def main() -> None:
         demo = yaml.safe_load((REPO / "sweeps" / "demo.yaml").read_text())
         args.samples_seen = demo["base"]["train"]["samples_seen"]
     if args.quick:
-        # two trials on each of the two lanes, each half a demo trial
-        args.trials, args.plain_steps = min(args.trials, 4), 10
-        args.samples_seen = min(args.samples_seen, 16384)
+        # three trials on each of the two lanes (three waves for the median), each a quarter of
+        # a demo trial: ~200 s of training a lane, enough to weigh its ~35 s start-up as the demo does
+        args.trials, args.plain_steps = min(args.trials, 6), 10
+        args.samples_seen = min(args.samples_seen, 24576)
     if torch.cuda.is_available():
         gpu_table(args.repeats)
     if args.mfu or args.skip_ray:

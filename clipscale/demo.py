@@ -19,12 +19,12 @@ def step(title: str):
     return time.time()
 
 
-# The demo's emoji world, sized for its budget (docs/recipe.md): curation keeps ~12k pairs, which a
-# worldwide trial of sweeps/demo.yaml sees ~2.7 times (English-only: its ~5k English pairs ~6 times),
-# and a world of 50 concepts in 8 languages is learnt far above chance within ~33k samples of CPU
-# training (the 300-concept, 14-language default is not). 1,000 zero-shot images (20 a class) so
-# the report's intervals can resolve differences of a few points (docs/statistics.md).
-DEMO_POOL_SAMPLES = 32_000
+# The demo's emoji world, sized for its budget (docs/recipe.md): curation keeps ~24k pairs, which a
+# worldwide trial of sweeps/demo.yaml (98,304 samples) sees ~4 times (English-only: its ~10k English
+# pairs ~9 times), and a world of 50 concepts in 8 languages is learnt far above chance within ~33k
+# samples of CPU training (the 300-concept, 14-language default is not). 1,000 zero-shot images (20
+# a class) so the report's intervals can resolve differences of a few points (docs/statistics.md).
+DEMO_POOL_SAMPLES = 64_000
 DEMO_WORLD = dict(image_size=32, num_concepts=50, eval_num_classes=50, eval_images_per_class=20,
                   max_emoji_per_image=2, languages=["en", "es", "ja", "de", "fr", "pt", "ru", "zh"])
 
