@@ -271,8 +271,9 @@ def main() -> None:
         demo = yaml.safe_load((REPO / "sweeps" / "demo.yaml").read_text())
         args.samples_seen = demo["base"]["train"]["samples_seen"]
     if args.quick:
-        # three trials on each of the two lanes (three waves for the median), each a quarter of
-        # a demo trial: ~200 s of training a lane, enough to weigh its ~35 s start-up as the demo does
+        # three trials on each of the two lanes (three waves for the median), each a quarter of a
+        # demo trial; ~100 s of training a lane on 2 idle cores, so the lanes' ~35 s start-up
+        # weighs more here than in the demo (docs/throughput.md)
         args.trials, args.plain_steps = min(args.trials, 6), 10
         args.samples_seen = min(args.samples_seen, 24576)
     if torch.cuda.is_available():
