@@ -59,34 +59,35 @@ def run_lane(config: dict, run_configs: dict, queue: str, timings_dir: str, rows
     that takes trials from the sweep's queue until it is empty."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from clipscale.train.lane import LANE_KEY, LaneJob, train_lane_per_worker
+    from clipscale.train.lane import LaneJob
 
     t0 = time.time()
     configs = {t: RunConfig.model_validate(c) for t, c in run_configs.items()}
-    trainer = lane_trainer(next(iter(configs.values())), config["lane"], LaneJob(
+    trainer = lane_trainer(next(iter(configs.values())), LaneJob(
         lane=config["lane"], queue=queue, configs=configs, timings_dir=timings_dir, started=t0,
-        fit_start=time.time(), rows_cache=rows_cache), train_lane_per_worker, LANE_KEY, [TuneReportCallback()])
+        fit_start=time.time(), rows_cache=rows_cache), [TuneReportCallback()])
     result = trainer.fit()
     end_lane_record(timings_dir, config["lane"], time.time())
     if result.error:
         raise result.error
 
 
-def lane_trainer(cfg: RunConfig, lane: int, job, loop, key: str, callbacks: list):
+def lane_trainer(cfg: RunConfig, job, callbacks: list):
     """One lane's TorchTrainer: one worker with the trials' shared resources (Sweep.of checked
     that they agree); the lane's own folder holds Ray Train's state, the trials' runs their own."""
     from ray.train import FailureConfig, LoggingConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from clipscale.run_inputs import wants_gpu
+    from clipscale.train.lane import LANE_KEY, train_lane_per_worker
 
     return TorchTrainer(
-        loop, train_loop_config={key: job},
+        train_lane_per_worker, train_loop_config={LANE_KEY: job},
         scaling_config=ScalingConfig(num_workers=1, use_gpu=wants_gpu(cfg),
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         # a folder per launch: a relaunched sweep's lanes start afresh (their trials resume from
         # their own run folders, not from Ray Train's state of an earlier lane)
-        run_config=RayRunConfig(name=f"lanes/{job.queue}/lane-{lane}", storage_path=storage.absolute(cfg.output_dir),
+        run_config=RayRunConfig(name=f"lanes/{job.queue}/lane-{job.lane}", storage_path=storage.absolute(cfg.output_dir),
                                 # a lost worker restarts the lane, which continues its trial
                                 failure_config=FailureConfig(max_failures=cfg.train.max_failures),
                                 callbacks=callbacks, logging_config=LoggingConfig(log_level="WARNING")))

@@ -88,16 +88,22 @@ class TrialStream:
 
     def __init__(self, contract: RunContract, rows_cache: str | None, stage: int):
         self.contract, self.rows_cache, self.stage = contract, rows_cache, stage
+        self._dataset = None
 
     def dataset(self):
+        """Built once and iterated every epoch: a second build would read and hash the tokenizer
+        again and, from the cache, add another trial's skip counts to this trial's counter again."""
         from clipscale.train.launch import stage_dataset, stage_decode
         from clipscale.train.rows_cache import cached_rows
 
-        c = self.contract
-        if not (c.run.data.cache and self.rows_cache):
-            return stage_dataset(c, self.stage)
-        key = rows_key(c.shards, storage.read_bytes(c.tokenizer_path), stage_decode(c, self.stage))
-        return cached_rows(self.rows_cache, key, c, self.stage)
+        if self._dataset is None:
+            c = self.contract
+            if not (c.run.data.cache and self.rows_cache):
+                self._dataset = stage_dataset(c, self.stage)
+            else:
+                key = rows_key(c.shards, storage.read_bytes(c.tokenizer_path), stage_decode(c, self.stage))
+                self._dataset = cached_rows(self.rows_cache, key, c, self.stage)
+        return self._dataset
 
     def iter_batches(self, **kwargs):
         return self.dataset().iter_batches(**kwargs)
@@ -122,15 +128,11 @@ def lane_io(contract: RunContract, rows_cache: str | None = None) -> RunIO:
 
 def train_lane_per_worker(loop_config: dict) -> None:
     """Take trials from the sweep's queue until it is empty; train each to its end."""
-    import ray.data
-
     from clipscale.sweep.queue import queue_actor
-    from clipscale.train.launch import prepare
+    from clipscale.train.launch import ordered_data_context, prepare
 
     job: LaneJob = loop_config[LANE_KEY]
-    data_ctx = ray.data.DataContext.get_current()
-    data_ctx.execution_options.preserve_order = True  # the same batches as a run of its own
-    data_ctx.enable_progress_bars = False
+    ordered_data_context()  # the same batches as a run of its own
     queue = queue_actor(job.queue)
     # a restarted lane (a lost worker) continues its records from its last finished trial
     ended = ray.get(queue.last_end.remote(job.lane))

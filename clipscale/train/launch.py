@@ -110,19 +110,25 @@ def stage_dataset(contract: RunContract, stage: int):
     return train_dataset(list(contract.shards), **stage_decode(contract, stage))
 
 
-def build_trainer(contract: RunContract, callbacks: list | None = None):
+def ordered_data_context() -> None:
+    """Ray Data's context in a process that streams training rows: deterministic order through
+    read, decode and the split (a resumed run replays the same batches), and no progress bars
+    (the split coordinator's bars interleave with the workers' log lines; the loop prints progress)."""
     import ray.data
+
+    data_ctx = ray.data.DataContext.get_current()
+    data_ctx.execution_options.preserve_order = True
+    data_ctx.enable_progress_bars = False
+
+
+def build_trainer(contract: RunContract, callbacks: list | None = None):
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig as RayRunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from clipscale.train.worker import CONTRACT_KEY, train_loop_per_worker
 
     cfg = contract.run
-    # Deterministic order through read, decode and the split: a resumed run replays the same batches.
-    data_ctx = ray.data.DataContext.get_current()
-    data_ctx.execution_options.preserve_order = True
-    # The split coordinator's bars interleave with the workers' log lines; the loop prints progress.
-    data_ctx.enable_progress_bars = False
+    ordered_data_context()
     datasets = {f"train_{i}": stage_dataset(contract, i) for i in range(len(cfg.stages))}
     if cfg.data.cache:  # decoded once, here; every epoch of every worker reads the stored rows
         datasets = {k: ds.materialize() for k, ds in datasets.items()}

@@ -32,11 +32,9 @@ class RowsCache:
     lanes wanting different sets decode them side by side and never the same one twice."""
 
     def __init__(self):
-        import ray.data
+        from clipscale.train.launch import ordered_data_context
 
-        ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True  # the same rows in the same order as uncached
-        ctx.enable_progress_bars = False
+        ordered_data_context()  # the same rows in the same order as uncached
         self.rows: dict[str, tuple] = {}
         self.locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self.guard = threading.Lock()
