@@ -17,6 +17,7 @@ from scipy.stats import binomtest
 from clipscale.config import build_run_config
 from clipscale.data.shards import Sample, list_shards, write_tar
 from clipscale.train.checkpoint import TrainState
+from clipscale.train.counters import kept_share
 from clipscale.train.online_curation import epoch_caption
 from clipscale.train.online_stream import EpochDraw, OnlineCurationError, OnlineProgress, online_epochs
 
@@ -58,13 +59,10 @@ def online_pool(tmp_path_factory):
 
 def stream_of(pool, state: TrainState, counter: str = "curation-test"):
     """The worker's stream outside Ray Train: the real dataset, stage_batches, the epoch tracker."""
-    from clipscale.train.data import skip_counter, train_dataset
-    from clipscale.train.online_stream import curation_counter
+    from clipscale.train.data import train_dataset
     from clipscale.train.worker import stage_batches
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-    skip_counter("skips-online")
-    curation_counter(counter)
     ds = train_dataset(list_shards(pool["dir"] / "pool"), tokenizer_path=pool["tok"], image_size=16,
                        context_length=16, counter_name="skips-online", read_parallelism=1,
                        online_epochs=EPOCHS, online_seed=SEED, curation_counter=counter)
@@ -127,8 +125,8 @@ def test_the_stream_keeps_each_caption_at_its_keep_probability(online_pool):
     for (cls, caption), p in {(0, 0): 0.5 * 0.3, (0, 1): 0.5 * 0.8, (1, 0): 0.6}.items():
         assert binomtest(counts[(cls, caption)], n, p).pvalue > 1e-3, (cls, caption, counts[(cls, caption)] / n)
     assert counts[(1, 1)] == 0
-    # the actor's realised share of epoch 0 (every shard decoded) is the draw's own kept / offered
-    share = ray.get(ray.get_actor("curation-binomial", namespace="clipscale").share.remote(0))
+    # the counters' realised share of epoch 0 (every shard decoded) is the draw's own kept / offered
+    share = kept_share("curation-binomial", 0)
     draw = EpochDraw(SEED, 0)
     for k, s in samples.items():
         draw.caption(k, s.text, s.meta)

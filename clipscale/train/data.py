@@ -6,7 +6,7 @@ One Ray Data task per shard reads the tar (our reader, see data/shards.py for wh
 travel as uint8 (4x smaller than float); normalisation happens on the worker.
 
 Bad samples (corrupt image, missing or undecodable caption) are dropped here and counted in a
-named ``SkipCounter`` actor that rank 0 reads when it logs. They are dropped before the split
+run's counters actor (train/counters.py) that rank 0 reads when it logs. They are dropped before the split
 so every worker receives the same number of rows per epoch (``equal=True``) and workers stay
 in lock-step for the gathered loss.
 """
@@ -21,34 +21,7 @@ import ray
 
 from clipscale.data.shards import ShardError, iter_shard
 from clipscale.ray_setup import DECODE_TASK_CPUS
-
-SKIP_COUNTER_NAMESPACE = "clipscale"
-
-
-@ray.remote(num_cpus=0)
-class SkipCounter:
-    """Counts of skipped samples by reason, summed over every read task of a run."""
-
-    def __init__(self):
-        self.counts: collections.Counter = collections.Counter()
-
-    def add(self, counts: dict) -> None:
-        self.counts.update(counts)
-
-    def get(self) -> dict:
-        return dict(self.counts)
-
-
-def skip_counter(name: str):
-    """Get or create the run's counter (detached from the driver's lifetime only by name). Ray
-    restarts it when its node is lost (counting from zero again), and a reader creates it when a
-    trial's rows came from another trial's decode (a packed sweep's cache): a lookup never fails.
-    Outside any placement group: made from inside a trial, Ray would otherwise put it in the
-    trial's group, and once that group is gone (its driver or node was lost) the restart can never
-    be placed and every call waits forever (seen in the chaos sweep)."""
-    return SkipCounter.options(name=name, namespace=SKIP_COUNTER_NAMESPACE, get_if_exists=True,
-                               lifetime="detached", max_restarts=-1, scheduling_strategy="DEFAULT").remote()
-
+from clipscale.train.counters import add_skips
 
 @functools.lru_cache(maxsize=2)
 def _tokenizer(path: str):
@@ -84,7 +57,7 @@ def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_l
         draw = None if online_seed is None else EpochDraw(online_seed, int(epoch))  # online curation hook
 
         def flush():
-            tokens = tok.encode_batch(texts, context_length).numpy().astype(np.int32)
+            tokens = tok.encode_ids(texts, context_length).astype(np.int32)
             out = {"key": np.array(keys), "image": np.stack(images), "tokens": tokens}
             if draw is not None:
                 out["curation_epoch"] = np.full(len(keys), draw.epoch, dtype=np.int64)
@@ -126,7 +99,7 @@ def decode_shard(batch: dict, *, tokenizer_path: str, image_size: int, context_l
         if draw is not None:
             draw.report(curation_counter, str(path))
     if skipped:
-        ray.get(skip_counter(counter_name).add.remote(dict(skipped)))
+        add_skips(counter_name, skipped)
 
 
 def train_dataset(shards: list[str], *, tokenizer_path: str, image_size: int, context_length: int,

@@ -100,13 +100,11 @@ def stage_decode(contract: RunContract, stage: int) -> dict:
 
 
 def stage_dataset(contract: RunContract, stage: int):
-    """One stage's lazy Ray Dataset of decoded rows, with the run's counters created."""
-    from clipscale.train.data import skip_counter, train_dataset
+    """One stage's lazy Ray Dataset of decoded rows, with the cluster's run counters created."""
+    from clipscale.train.counters import run_counters
+    from clipscale.train.data import train_dataset
 
-    skip_counter(contract.counter_name)
-    if contract.online_epochs:
-        from clipscale.train.online_stream import curation_counter
-        curation_counter(contract.curation_counter_name)
+    run_counters()
     return train_dataset(list(contract.shards), **stage_decode(contract, stage))
 
 

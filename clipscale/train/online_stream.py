@@ -10,8 +10,8 @@ any rows, so the workers stay in lock-step, and the run's data position (one pas
 consumed) resumes exactly as for offline data: the draw is replayed, not stored.
 
 Kept shares. Each read task reports, per (epoch, shard), how many images were offered (their
-picked caption's language) and kept to a named ``CurationCounter`` actor, set rather than added,
-so a shard decoded again after a restart is not counted twice. Rows carry ``kept_share_<lang>``
+picked caption's language) and kept to the run's counters (train/counters.py), set rather than
+added, so a shard decoded again after a restart is not counted twice. Rows carry ``kept_share_<lang>``
 over every shard of the curation epoch in training decoded so far, and ``curation_epoch``.
 
 ``online_epochs``: ``data.online_epochs``, else estimated from the first shard (its size and its
@@ -24,12 +24,9 @@ import math
 from collections import Counter
 from typing import Iterator
 
-import ray
-
 from clipscale.errors import ClipscaleError
+from clipscale.train.counters import kept_share, set_curation
 from clipscale.train.online_curation import epoch_caption, is_online_sample, offered_language
-
-NAMESPACE = "clipscale"
 
 
 class OnlineCurationError(ClipscaleError, RuntimeError):
@@ -58,34 +55,7 @@ class EpochDraw:
 
     def report(self, counter_name: str | None, shard: str) -> None:
         if counter_name:
-            ray.get(curation_counter(counter_name).set.remote(
-                self.epoch, shard, dict(self.offered), dict(self.kept)))
-
-
-@ray.remote(num_cpus=0)
-class CurationCounter:
-    """Offered and kept images per (curation epoch, shard, language), summed over a run's read tasks."""
-
-    def __init__(self):
-        self.counts: dict[tuple[int, str], tuple[dict, dict]] = {}
-
-    def set(self, epoch: int, shard: str, offered: dict, kept: dict) -> None:
-        self.counts[(epoch, shard)] = (offered, kept)
-
-    def share(self, epoch: int) -> dict[str, float]:
-        offered, kept = Counter(), Counter()
-        for (e, _), (o, k) in self.counts.items():
-            if e == epoch:
-                offered.update(o)
-                kept.update(k)
-        return {lang: kept[lang] / n for lang, n in sorted(offered.items()) if n}
-
-
-def curation_counter(name: str):
-    """Get or create (a lookup never fails; Ray restarts it, empty, when its node is lost).
-    Outside any placement group, as train/data.py's skip_counter and for the same reason."""
-    return CurationCounter.options(name=name, namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
-                                   max_restarts=-1, scheduling_strategy="DEFAULT").remote()
+            set_curation(counter_name, self.epoch, shard, dict(self.offered), dict(self.kept))
 
 
 def expected_kept(meta: dict) -> float:
@@ -135,6 +105,6 @@ class WithKeptShare:
 
     def run(self, engine) -> dict:
         epoch = self.progress.epoch
-        shares = ray.get(curation_counter(self.counter_name).share.remote(epoch))
+        shares = kept_share(self.counter_name, epoch)
         return {**self.evaluator.run(engine), **{f"kept_share_{k}": v for k, v in shares.items()},
                 "curation_epoch": epoch}

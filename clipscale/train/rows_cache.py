@@ -10,7 +10,7 @@ whichever lane ends first): the first trial to ask for a row set decodes it insi
 asking for the same set meanwhile waits for that decode, and every later trial gets the
 materialized dataset at once.
 
-Skipped rows (``train/data.py``'s counter) are counted by the decode, under the run that
+Skipped rows (train/counters.py) are counted by the decode, under the run that
 decoded; the cache hands those counts to each later trial, which adds them to its own counter,
 so every trial's rows report the skips of the rows it trained on.
 """
@@ -41,7 +41,7 @@ class RowsCache:
 
     def get(self, key: str, contract: RunContract, stage: int) -> tuple:
         """(materialized dataset, skip counts of its decode, the run that decoded it)."""
-        from clipscale.train.data import skip_counter
+        from clipscale.train.counters import skip_counts
         from clipscale.train.launch import stage_dataset
 
         with self.guard:
@@ -49,7 +49,7 @@ class RowsCache:
         with lock:
             if key not in self.rows:
                 rows = stage_dataset(contract, stage).materialize()
-                counts = ray.get(skip_counter(contract.counter_name).get.remote())
+                counts = skip_counts(contract.counter_name)
                 self.rows[key] = (rows, counts, contract.run.name)
         return self.rows[key]
 
@@ -69,10 +69,10 @@ def rows_cache_name(queue_name: str) -> str:
 def cached_rows(cache_name: str, key: str, contract: RunContract, stage: int):
     """The trial's rows from the sweep's cache; skips counted by another trial's decode are
     added to this trial's counter."""
-    from clipscale.train.data import skip_counter
+    from clipscale.train.counters import add_skips
 
     cache = ray.get_actor(cache_name, namespace=NAMESPACE)
     rows, counts, decoded_by = ray.get(cache.get.remote(key, contract, stage))
     if decoded_by != contract.run.name and counts:
-        ray.get(skip_counter(contract.counter_name).add.remote(counts))
+        add_skips(contract.counter_name, counts)
     return rows

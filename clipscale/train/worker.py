@@ -18,6 +18,7 @@ from clipscale.train.attempts import record_attempt
 from clipscale.train.batches import make_batch
 from clipscale.train.cadence import Cadence
 from clipscale.train.contract import RunContract
+from clipscale.train.counters import skip_counts
 from clipscale.train.engine import build_engine
 from clipscale.train.loop import Loop, run
 from clipscale.train.online_stream import OnlineProgress, WithKeptShare
@@ -83,11 +84,6 @@ def publish_to_ray(payload: dict, folder: str | None, *, run_dir: str, rank: int
         ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None)
     if folder:  # Ray has copied it to the storage path
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def skipped(counter_name: str) -> dict:
-    from clipscale.train.data import skip_counter
-    return ray.get(skip_counter(counter_name).get.remote())
 
 
 def step_marks(phases: PhaseTimes, start_samples: int):
@@ -184,7 +180,7 @@ def train_run(contract: RunContract, io: RunIO, phases: PhaseTimes) -> str:
                 batches=batches, step=step_function(cfg), schedule=partial(lr_at, cfg),
                 publish=io.publish, rng=rng, evaluator=evaluator, tracker=tracker, rank=rank, params=params,
                 finite_everywhere=partial(finite_on_every_rank, device=engine.device),
-                data_counts=partial(skipped, contract.counter_name), stop_agreed=watch.agreed,
+                data_counts=partial(skip_counts, contract.counter_name), stop_agreed=watch.agreed,
                 hooks=[step_marks(phases, state.samples_seen)], phases=phases)
     try:
         return run(loop, state)
