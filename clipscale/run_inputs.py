@@ -47,8 +47,32 @@ def online_extra_captions(meta: dict) -> list[str]:
     return [c for c in extra if isinstance(c, str) and c.strip()] if isinstance(extra, list) else []
 
 
+_SUMMARIES: dict[tuple, tuple[list[str], dict]] = {}  # see data_summary
+_SUMMARIES_KEPT = 4
+
+
+def local_shard_identity(shards: list[str]) -> tuple | None:
+    """Each shard's path, size and modification time; None when a shard is a URI (not cached)."""
+    import os
+
+    if any(storage.is_uri(p) for p in shards):
+        return None
+    try:
+        return tuple((p, st.st_size, st.st_mtime_ns) for p in shards for st in [os.stat(p)])
+    except OSError:
+        return None
+
+
 def data_summary(shards: list[str], limit: int) -> tuple[list[str], dict]:
-    """Read up to ``limit`` captions (for the tokenizer) and the caption count per language."""
+    """Read up to ``limit`` captions (for the tokenizer) and the caption count per language.
+
+    Remembered per process for local shards that have not changed (same paths, sizes and
+    modification times): a packed sweep's lane prepares every trial on the same shards, and
+    reading them all again took ~3 s a trial for the demo's 25k pairs (docs/throughput.md)."""
+    key = local_shard_identity(shards)
+    if key is not None and (key, limit) in _SUMMARIES:
+        captions, langs = _SUMMARIES[(key, limit)]
+        return list(captions), dict(langs)
     captions, langs = [], Counter()
     for path in shards:
         for s in iter_shard(path):
@@ -62,6 +86,10 @@ def data_summary(shards: list[str], limit: int) -> tuple[list[str], dict]:
             break
     if not captions:
         raise ShardError(shards[0], "no readable caption in the training shards")
+    if key is not None:
+        while len(_SUMMARIES) >= _SUMMARIES_KEPT:
+            _SUMMARIES.pop(next(iter(_SUMMARIES)))
+        _SUMMARIES[(key, limit)] = (list(captions), dict(langs))
     return captions, dict(langs)
 
 
