@@ -146,6 +146,12 @@ def test_rows_key_separates_what_changes_the_rows():
     assert k != rows_key(["s0.tar"], b"tok", {**decode, "image_size": 8})
     assert k != rows_key(["s0.tar"], b"tok", {**decode, "keep_rates": {"en": 1.0}})
     assert k != rows_key(["s0.tar"], b"other", decode)
+    # the seeds draw nothing without a language filter or online curation (trials over seeds share rows)
+    assert k == rows_key(["s0.tar"], b"tok", {**decode, "filter_seed": 3, "online_seed": 3})
+    filtered = {**decode, "keep_rates": {"en": 0.5}}
+    assert rows_key(["s0.tar"], b"tok", filtered) != rows_key(["s0.tar"], b"tok", {**filtered, "filter_seed": 3})
+    online = {**decode, "online_epochs": 4, "online_seed": 0}
+    assert rows_key(["s0.tar"], b"tok", online) != rows_key(["s0.tar"], b"tok", {**online, "online_seed": 3})
 
 
 def test_checkpoint_names_sort_in_time_like_ray_trains():

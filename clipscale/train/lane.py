@@ -31,7 +31,6 @@ from datetime import datetime, timezone
 from functools import partial
 
 import ray
-import ray.train
 
 from clipscale import storage
 from clipscale.config import RunConfig
@@ -66,18 +65,18 @@ def checkpoint_name(now: float | None = None) -> str:
 
 def publish_to_run_folder(payload: dict, folder: str | None, *, run_dir: str, keep: int,
                           fork_points=()) -> None:
-    """A lane's ``Loop.publish``: the checkpoint (commit marker last) copied into the run folder,
-    the oldest beyond ``keep`` removed, then the report to Ray (metrics only: Tune's progress)."""
+    """A lane's ``Loop.publish``: the checkpoint (commit marker last) copied into the run folder
+    and the oldest beyond ``keep`` removed. Nothing goes to Ray Train: its run is the lane, whose
+    checkpoints and results would mix every trial's; the trial's row is in the results table."""
+    if not folder:
+        return
     with commit.clear_write_errors(f"checkpoint at samples_seen {payload['samples_seen']}", run_dir):
-        if folder:
-            commit.write_marker(folder, 0, 1, payload["samples_seen"])
-            fork.keep_fork_copy(folder, run_dir, payload["samples_seen"], fork_points)  # a wsd trunk
-            storage.upload_dir(folder, storage.join(run_dir, checkpoint_name()))
-            for old in commit.checkpoint_folders(run_dir)[:-keep]:
-                storage.remove_dir(storage.join(run_dir, old))
-        ray.train.report(payload)
-    if folder:
-        shutil.rmtree(folder, ignore_errors=True)
+        commit.write_marker(folder, 0, 1, payload["samples_seen"])
+        fork.keep_fork_copy(folder, run_dir, payload["samples_seen"], fork_points)  # a wsd trunk
+        storage.upload_dir(folder, storage.join(run_dir, checkpoint_name()))
+        for old in commit.checkpoint_folders(run_dir)[:-keep]:
+            storage.remove_dir(storage.join(run_dir, old))
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class TrialStream:
@@ -111,9 +110,15 @@ class TrialStream:
 
 def rows_key(shards, tokenizer: bytes, decode: dict) -> str:
     """Trials whose decoded rows are the same rows share one cache entry: the tokenizer by its
-    bytes (each run keeps its own copy), not by the run's counter, path or read parallelism."""
-    fields = {k: v for k, v in decode.items()
-              if k not in ("counter_name", "curation_counter", "read_parallelism", "tokenizer_path")}
+    bytes (each run keeps its own copy), not by the run's counter, path or read parallelism, nor
+    by a seed that draws nothing (the language filter's without ``keep_rates``, the online draw's
+    without ``online_epochs``): trials that differ only in seed share their rows."""
+    unused = {"counter_name", "curation_counter", "read_parallelism", "tokenizer_path"}
+    if decode.get("keep_rates") is None:
+        unused.add("filter_seed")
+    if not decode.get("online_epochs"):
+        unused.add("online_seed")
+    fields = {k: v for k, v in decode.items() if k not in unused}
     text = json.dumps({"shards": list(shards), "decode": fields}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode() + hashlib.sha256(tokenizer).digest()).hexdigest()
 
