@@ -147,18 +147,26 @@ class Tokenizer:
         """Text of ids; pad, SOT and EOT are dropped."""
         return self.sp.DecodeIds([int(i) for i in ids if int(i) not in (PAD_ID, SOT_ID, EOT_ID)])
 
-    def encode_batch(self, texts: list[str], context_length: int):
-        """LongTensor [B, context_length]: SOT, pieces, EOT, then pad 0. Long captions keep their
-        first ``context_length - 2`` pieces and end in EOT."""
-        import torch
+    def encode_ids(self, texts: list[str], context_length: int):
+        """int64 array [B, context_length]: SOT, pieces, EOT, then pad 0. Long captions keep their
+        first ``context_length - 2`` pieces and end in EOT. NumPy, not torch: the training
+        stream's decode tasks tokenize, and importing torch there cost each decode process
+        ~1 CPU-s at start (docs/throughput.md)."""
+        import numpy as np
 
         if context_length < 2:
             raise ValueError(f"context_length must be >= 2 (SOT and EOT), got {context_length}")
-        out = torch.zeros((len(texts), context_length), dtype=torch.long)
+        out = np.zeros((len(texts), context_length), dtype=np.int64)
         for i, ids in enumerate(self.sp.EncodeAsIds(list(texts))):
             row = [SOT_ID] + ids[: context_length - 2] + [EOT_ID]
-            out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            out[i, : len(row)] = row
         return out
+
+    def encode_batch(self, texts: list[str], context_length: int):
+        """``encode_ids`` as a LongTensor."""
+        import torch
+
+        return torch.from_numpy(self.encode_ids(texts, context_length))
 
 
 def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
