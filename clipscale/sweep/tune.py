@@ -56,23 +56,23 @@ def run_trial(config: dict, run_configs: dict, timings_dir: str) -> None:
 
 def run_lane(config: dict, run_configs: dict, queue: str, timings_dir: str, rows_cache: str | None = None) -> None:
     """The Tune trainable of a packed sweep: one lane (train/lane.py), a one-worker Ray Train run
-    that takes trials from the sweep's queue until it is empty."""
-    from ray.tune.integration.ray_train import TuneReportCallback
-
+    that takes trials from the sweep's queue until it is empty. It reports nothing to Tune: the
+    lane's trials write their own rows and records, the queue knows their outcomes, and Tune's
+    report path from a Train run costs each lane one more actor process at its start."""
     from clipscale.train.lane import LaneJob
 
     t0 = time.time()
     configs = {t: RunConfig.model_validate(c) for t, c in run_configs.items()}
     trainer = lane_trainer(next(iter(configs.values())), LaneJob(
         lane=config["lane"], queue=queue, configs=configs, timings_dir=timings_dir, started=t0,
-        fit_start=time.time(), rows_cache=rows_cache), [TuneReportCallback()])
+        fit_start=time.time(), rows_cache=rows_cache))
     result = trainer.fit()
     end_lane_record(timings_dir, config["lane"], time.time())
     if result.error:
         raise result.error
 
 
-def lane_trainer(cfg: RunConfig, job, callbacks: list):
+def lane_trainer(cfg: RunConfig, job):
     """One lane's TorchTrainer: one worker with the trials' shared resources (Sweep.of checked
     that they agree); the lane's own folder holds Ray Train's state, the trials' runs their own."""
     from ray.train import FailureConfig, LoggingConfig, RunConfig as RayRunConfig, ScalingConfig
@@ -90,7 +90,7 @@ def lane_trainer(cfg: RunConfig, job, callbacks: list):
         run_config=RayRunConfig(name=f"lanes/{job.queue}/lane-{job.lane}", storage_path=storage.absolute(cfg.output_dir),
                                 # a lost worker restarts the lane, which continues its trial
                                 failure_config=FailureConfig(max_failures=cfg.train.max_failures),
-                                callbacks=callbacks, logging_config=LoggingConfig(log_level="WARNING")))
+                                logging_config=LoggingConfig(log_level="WARNING")))
 
 
 def end_lane_record(timings_dir: str, lane: int, end: float) -> None:
