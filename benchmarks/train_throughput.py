@@ -28,6 +28,8 @@ from clipscale.sweep.catalog import ACCELERATORS, accelerator_from_product
 from clipscale.train.loss import clip_softmax_loss
 
 REPO = Path(__file__).resolve().parents[1]
+POOL_SAMPLES = 8000  # the benchmark sweep's pool: a third of the demo's curated set
+QUICK_SAMPLES = 49_152  # a --quick trial: half a demo trial
 
 
 def matmul_peak(n: int = 2048, iters: int = 10, dtype=torch.float32, device="cpu") -> float:
@@ -130,19 +132,21 @@ def bench_sweep(work: Path, trials: int, samples_seen: int, model: str, image_si
     import yaml
 
     from clipscale.data.emoji_world import EmojiWorldConfig, generate_pool
+    from clipscale.demo import DEMO_WORLD
     from clipscale.sweep.sweep import load
     from clipscale import storage
     from clipscale.sweep.tune import launch
     from clipscale.train.timing import read_trials
 
-    generate_pool(EmojiWorldConfig(num_samples=2000, samples_per_shard=500), work / "world", progress=False)
+    # the demo's world (its evaluation sets, image size, languages), a smaller pool used uncurated
+    generate_pool(EmojiWorldConfig(num_samples=POOL_SAMPLES, **DEMO_WORLD), work / "world", workers=2, progress=False)
     demo = yaml.safe_load((REPO / "sweeps" / "demo.yaml").read_text())
     base = demo["base"]
     base.update(output_dir=str(work / "runs"), model={"name": model},
                 stages=[{"image_size": image_size, "text_tokens": text_tokens}])
     base["data"]["train_shards"] = str(work / "world" / "pool")
     base["eval"]["eval_dir"] = str(work / "world" / "eval")
-    base["tokenizer"] = {"vocab_size": 1024, "train_samples": 2000}
+    base["tokenizer"] = {"vocab_size": 1024, "train_samples": POOL_SAMPLES}
     base["train"]["samples_seen"] = samples_seen
     for key in ("checkpoint_every_samples",):
         base["train"][key] = min(base["train"].get(key, samples_seen), samples_seen)
@@ -212,6 +216,8 @@ def throughput_and_overhead(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="clipscale-bench-"))
     torch.set_num_threads(threads)
     records, slots = bench_sweep(work, args.trials, args.samples_seen, model, size, text, args.overrides)
+    import ray
+    ray.shutdown()  # its idle processes leave the cores, and its workers' log lines end before the result
     torch.set_num_threads(os.cpu_count() or 1)
     plain += [plain_rate(model, size, text, batch, args.plain_steps) for _ in range(args.repeats)]
     ours = machine_rates(records, slots)
@@ -271,11 +277,11 @@ def main() -> None:
         demo = yaml.safe_load((REPO / "sweeps" / "demo.yaml").read_text())
         args.samples_seen = demo["base"]["train"]["samples_seen"]
     if args.quick:
-        # three trials on each of the two lanes (three waves for the median), each a quarter of a
-        # demo trial; ~100 s of training a lane on 2 idle cores, so the lanes' ~35 s start-up
-        # weighs more here than in the demo (docs/throughput.md)
+        # three trials on each of the two lanes (three waves for the median), each half a demo
+        # trial: ~190 s of training a lane on 2 idle cores against the lane's ~25 s start-up, about
+        # the demo's proportion (six trials a lane, 4 row sets); ~4.5 minutes in all
         args.trials, args.plain_steps = min(args.trials, 6), 10
-        args.samples_seen = min(args.samples_seen, 24576)
+        args.samples_seen = min(args.samples_seen, QUICK_SAMPLES)
     if torch.cuda.is_available():
         gpu_table(args.repeats)
     if args.mfu or args.skip_ray:
