@@ -34,7 +34,10 @@ def quiet_noisy_loggers() -> None:
 
 
 def ray_env(use_gpu: bool) -> dict:
-    env = {"RAY_DEDUP_LOGS": "0", "TOKENIZERS_PARALLELISM": "false"}
+    # RAY_TRAIN_ENABLE_PRINT_PATCH=0: Train V2 turns a worker's print into a log record and, when
+    # stdout is wrapped (it is in a Ray worker), prints it as well, so every loop line reached the
+    # driver twice (once from stdout, once from stderr); plain print writes it once, to stdout.
+    env = {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
     if not use_gpu:
         env["DS_ACCELERATOR"] = "cpu"  # DeepSpeed's CPU accelerator: gloo, fp32
     return env

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from clipscale.cli.flags import overrides_from_flags
@@ -46,6 +47,10 @@ def error_message(verb: str, err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ray's driver folds similar lines from different workers into one "[repeated Nx]" line (read
+    # when ray is first imported, so set before any verb imports it): two lanes' progress lines
+    # look alike, and one lane's would hide the other's.
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     args = parse_args(argv)
     try:
         return int(args.func(args) or 0)
