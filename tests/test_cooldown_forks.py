@@ -143,6 +143,7 @@ def forked_sweep(tiny_pool, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_forked_sweep_runs_the_trunk_then_the_fork_and_resumes_it_from_its_own_checkpoint(forked_sweep):
     sweep = forked_sweep["sweep"]
     (trunk, trunk_cfg), (fork, fork_cfg) = forked_sweep["trunk"], forked_sweep["fork"]
@@ -167,6 +168,7 @@ def test_forked_sweep_runs_the_trunk_then_the_fork_and_resumes_it_from_its_own_c
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_the_fork_ends_where_a_fresh_run_of_its_schedule_ends(forked_sweep, tmp_path):
     from clipscale.config import RunConfig
     from clipscale.train.launch import train
@@ -188,6 +190,7 @@ def test_the_fork_ends_where_a_fresh_run_of_its_schedule_ends(forked_sweep, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_analysis_reads_fork_rows_as_ordinary_runs(forked_sweep):
     from analysis.load import finals, load_parquet
 

@@ -159,6 +159,7 @@ def test_checkpoint_names_sort_in_time_like_ray_trains():
     assert checkpoint_name(0.0) == "checkpoint_1970-01-01_00-00-00.000000"
 
 
+@pytest.mark.long
 def test_a_lane_whose_worker_is_killed_continues_its_trial_from_the_checkpoint(packed, tiny_pool, tmp_path):
     """One lane, two trials; the lane's worker process is killed once the second trial has
     checkpointed. Ray Train restarts the lane, the queue hands it the same trial, which resumes

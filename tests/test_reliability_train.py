@@ -16,7 +16,7 @@ from clipscale.train.attempts import read_attempts
 from processes import kill_tree
 from test_train import PROMPT_REGISTRATION, REPO, run_cli, tiny_config, write_yaml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 GOLDEN = json.loads((REPO / "tests" / "assets" / "losses" / "tiny_s_zero2.json").read_text())
 
 

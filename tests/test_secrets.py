@@ -15,7 +15,7 @@ import yaml
 
 from test_train import REPO, tiny_config, write_yaml
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 SECRET_VARS = ("WANDB_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                "GOOGLE_OAUTH_ACCESS_TOKEN", "AZURE_STORAGE_KEY", "HF_TOKEN", "GITHUB_TOKEN")

@@ -127,6 +127,7 @@ def test_reference_run_reproduces_the_golden_loss_curve(reference_run):
     assert df["zeroshot_top1_mean"].tolist() == pytest.approx(golden["zeroshot_top1_mean"], abs=1e-6)
 
 
+@pytest.mark.long
 def test_resume_reproduces_uninterrupted_losses(reference_run, tiny_pool, tmp_path):
     cfg = write_yaml(tiny_config(tiny_pool, tmp_path, "ref"), tmp_path / "ref.yaml")
     proc = run_cli(["train", str(cfg)])
@@ -151,6 +152,7 @@ def test_resume_reproduces_uninterrupted_losses(reference_run, tiny_pool, tmp_pa
         assert got.loc[s, "zeroshot_top1_mean"] == pytest.approx(ref.loc[s, "zeroshot_top1_mean"], abs=1e-6)
 
 
+@pytest.mark.long
 def test_worker_killed_mid_run_recovers_from_checkpoint(tiny_pool, tmp_path):
     import psutil
 
