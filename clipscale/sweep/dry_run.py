@@ -30,7 +30,7 @@ from clipscale.train.plan import model_spec, plan_run
 ASSUMED_GPU = "H100"
 DEFAULT_UTILISATION = 0.3   # assumed share of the device's FLOP/s a training step reaches
 DEFAULT_STARTUP_S = 75.0    # seconds per trial outside the training loop (measured; see above)
-LANE_STARTUP_S = 33.0       # packed sweep: a lane's start before its first trial trains (measured)
+LANE_STARTUP_S = 30.0       # packed sweep: a lane's start before its first trial trains (measured 24-34 s)
 PACKED_TRIAL_S = 2.0        # packed sweep: each trial's own prepare, set-up, eval and hand-over
 
 
