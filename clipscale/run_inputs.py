@@ -4,6 +4,7 @@ tokenizer. Everything here runs before Ray starts a worker, so bad input fails w
 field named."""
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -53,8 +54,6 @@ _SUMMARIES_KEPT = 4
 
 def local_shard_identity(shards: list[str]) -> tuple | None:
     """Each shard's path, size and modification time; None when a shard is a URI (not cached)."""
-    import os
-
     if any(storage.is_uri(p) for p in shards):
         return None
     try:

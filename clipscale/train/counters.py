@@ -7,8 +7,9 @@ Why one actor for all runs: an actor is a process of its own (Python and Ray imp
 to start and ~60 MB resident); one per run made a 12-trial sweep start 12 such processes, each
 while its trial was starting (docs/throughput.md).
 
-Lifetime: detached (it outlives the driver that made it, so a resumed sweep's trials find their
-counts) and restarted by Ray, empty, when its node is lost; a lookup never fails. It is created
+Lifetime: detached (it outlives the driver that made it, so a sweep relaunched on the same
+cluster finds its trials' counts) and restarted by Ray, empty, when its node is lost; a lookup
+never fails. It is created
 outside any placement group: made from inside a trial, Ray would otherwise put it in that trial's
 group, and once the group is gone (its driver or node was lost) the restart can never be placed
 and every call waits forever (the chaos sweep hung on exactly that).

@@ -5,10 +5,10 @@ One Ray Data task per shard reads the tar (our reader, see data/shards.py for wh
 ``block_rows`` rows, so memory stays bounded by a few blocks whatever the pool size. Images
 travel as uint8 (4x smaller than float); normalisation happens on the worker.
 
-Bad samples (corrupt image, missing or undecodable caption) are dropped here and counted in a
-run's counters actor (train/counters.py) that rank 0 reads when it logs. They are dropped before the split
-so every worker receives the same number of rows per epoch (``equal=True``) and workers stay
-in lock-step for the gathered loss.
+Bad samples (corrupt image, missing or undecodable caption) are dropped here and counted under
+the run's name in the cluster's run counters (train/counters.py), which rank 0 reads when it
+logs. They are dropped before the split so every worker receives the same number of rows per
+epoch (``equal=True``) and workers stay in lock-step for the gathered loss.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import ray
 from clipscale.data.shards import ShardError, iter_shard
 from clipscale.ray_setup import DECODE_TASK_CPUS
 from clipscale.train.counters import add_skips
+
 
 @functools.lru_cache(maxsize=2)
 def _tokenizer(path: str):
